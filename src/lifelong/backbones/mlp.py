@@ -1,0 +1,56 @@
+"""Fully connected network for MNIST-like inputs (the DER paper's 2 x 100 MLP)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from lifelong.backbones import BACKBONES, Backbone, BackboneSpec
+from lifelong.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    """Configuration of :class:`MLP`."""
+
+    hidden: tuple[int, ...] = (100, 100)
+    """Widths of the hidden layers."""
+
+    def __post_init__(self) -> None:
+        if not self.hidden or any(h <= 0 for h in self.hidden):
+            raise ConfigError(f"backbone.hidden must be positive widths, got {self.hidden}")
+
+
+class MLP(Backbone):
+    """Flatten → (Linear → ReLU) per hidden width → Linear head.
+
+    Weights use Xavier-uniform initialisation and zero biases, as in mammoth's ``MNISTMLP``.
+    """
+
+    def __init__(self, cfg: MLPConfig, image_shape: tuple[int, int, int], num_classes: int):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = image_shape[0] * image_shape[1] * image_shape[2]
+        for hidden in cfg.hidden:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, num_classes)
+        self.feature_dim = width
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Output of the last hidden layer, shape (B, hidden[-1])."""
+        out: torch.Tensor = self.body(x)
+        return out
+
+
+BACKBONES.add(
+    "mlp",
+    BackboneSpec(MLPConfig, MLP, "fully connected, 2 x 100 hidden units by default (MNIST-like data)"),
+)

@@ -1,0 +1,1 @@
+"""Rehearsal buffers: tensor storage plus selection policies that are pure functions."""

@@ -1,0 +1,190 @@
+"""The command line: ``lifelong run | list | report``. ``main(argv)`` returns the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lifelong.config import RunConfig, merge, qualify, resolve, set_key
+from lifelong.errors import ConfigError, UserError
+from lifelong.presets import load_preset, load_yaml, matching_preset
+
+log = logging.getLogger("lifelong")
+
+# flag → config key; every flag is also accepted with underscores (--buffer_size).
+FLAGS: dict[str, tuple[str, type, str]] = {
+    "method": ("method.name", str, "method name (alias --model)"),
+    "dataset": ("dataset.name", str, "scenario name"),
+    "backbone": ("backbone.name", str, "backbone name"),
+    "buffer-size": ("method.buffer_size", int, "rehearsal buffer capacity"),
+    "minibatch-size": ("method.minibatch_size", int, "examples replayed per step"),
+    "lr": ("method.lr", float, "learning rate"),
+    "alpha": ("method.alpha", float, "DER/DER++ logit-replay weight"),
+    "beta": ("method.beta", float, "DER++ replay cross-entropy weight"),
+    "epochs": ("train.epochs", int, "epochs per experience (alias --n-epochs)"),
+    "iters": ("train.iters", int, "iterations per experience instead of epochs"),
+    "batch-size": ("train.batch_size", int, "batch size of the current experience"),
+    "data-root": ("dataset.root", str, "folder with the dataset"),
+    "seed": ("seed", int, "random seed"),
+    "device": ("device", str, "cpu, cuda or cuda:N"),
+}
+ALIASES = {"method": ["model"], "epochs": ["n-epochs"]}
+
+
+def _add_run_parser(sub: Any) -> None:
+    run = sub.add_parser("run", help="train a method on a scenario and write a run directory")
+    for flag, (key, kind, help_text) in FLAGS.items():
+        names = [flag, *ALIASES.get(flag, [])]
+        spellings = {f"--{n}" for n in names} | {f"--{n.replace('-', '_')}" for n in names}
+        run.add_argument(*sorted(spellings), dest=key, type=kind, help=help_text, default=None)
+    run.add_argument("--download", action="store_true", help="download the dataset if missing")
+    run.add_argument("--preset", help="a preset name (see `lifelong list presets`), or 'none'")
+    run.add_argument("--config", type=Path, help="a YAML config file (like a run's config.yaml)")
+    run.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="any config field, e.g. train.log_every=10"
+    )
+    run.add_argument("--run-dir", "--run_dir", type=Path, help="output folder (default runs/DATASET/METHOD-TIME)")
+    run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard events")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``lifelong`` command."""
+    parser = argparse.ArgumentParser(prog="lifelong", description="Continual learning in PyTorch.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_run_parser(sub)
+    listing = sub.add_parser("list", help="show methods, datasets, backbones, presets and their fields")
+    listing.add_argument("what", nargs="?", default="all", choices=["all", "methods", "datasets", "backbones", "presets", "train"])
+    report = sub.add_parser("report", help="print a run's tables and write its plots")
+    report.add_argument("run_dir", type=Path)
+    return parser
+
+
+def parse_set(items: list[str]) -> list[tuple[str, Any]]:
+    """Parse ``--set key=value`` items; values are YAML scalars or lists."""
+    pairs = []
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        key, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {key}: cannot parse value {text!r}") from err
+        pairs.append((key.strip(), value))
+    return pairs
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Layer scenario defaults, preset, config file and flags into a validated :class:`RunConfig`.
+
+    Without ``--preset``, the paper preset matching dataset/method/buffer size is used when one
+    exists (logged); ``--preset none`` turns that off.
+    """
+    from lifelong.data.scenarios import SCENARIOS
+
+    user: dict[str, Any] = load_yaml(args.config) if args.config else {}
+    for key, _kind, _help in FLAGS.values():
+        value = getattr(args, key)
+        if value is not None:
+            user = set_key(user, key, value)
+    if args.download:
+        user = set_key(user, "dataset.download", True)
+    explicit = args.preset if args.preset not in (None, "none") else None
+    explicit_layer = load_preset(explicit) if explicit else {}
+    for key, value in parse_set(args.set):
+        user = set_key(user, qualify(key, merge(explicit_layer, user)), value)
+    chosen = merge(explicit_layer, user)
+    preset = explicit
+    if args.preset is None:
+        preset = matching_preset(
+            chosen.get("dataset", {}).get("name", "seq-digits"),
+            chosen.get("method", {}).get("name", "er"),
+            chosen.get("method", {}).get("buffer_size"),
+        )
+        if preset:
+            log.info("using the paper preset %r (pass --preset none for plain defaults)", preset)
+    preset_layer = load_preset(preset) if preset else {}
+    defaults = SCENARIOS.get(chosen.get("dataset", {}).get("name", "seq-digits")).defaults
+    return resolve(merge(merge(defaults, preset_layer), user), preset)
+
+
+def default_run_dir(cfg: RunConfig) -> Path:
+    """``runs/<dataset>/<method>-<timestamp>-s<seed>``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / cfg.dataset.name / f"{cfg.method_name}-{stamp}-s{cfg.seed}"
+
+
+def command_run(args: argparse.Namespace) -> int:
+    """``lifelong run``."""
+    from lifelong.report import full_report
+    from lifelong.run import execute, load_run_config
+
+    if args.resume is not None:
+        cfg = load_run_config(args.resume)
+        run_dir = args.resume
+    else:
+        cfg = config_from_args(args)
+        run_dir = args.run_dir or default_run_dir(cfg)
+    if args.no_progress:
+        cfg = _without_progress(cfg)
+    log.info("run directory: %s", run_dir)
+    results = execute(cfg, run_dir, resume=args.resume is not None, tensorboard=not args.no_tensorboard)
+    sys.stdout.write(full_report(results))
+    sys.stdout.write(f"\nrun directory: {run_dir}\n")
+    return 0
+
+
+def _without_progress(cfg: RunConfig) -> RunConfig:
+    import dataclasses
+
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=False))
+
+
+def command_report(args: argparse.Namespace) -> int:
+    """``lifelong report RUN_DIR``."""
+    from lifelong.report import full_report, write_plots
+    from lifelong.results import read_results
+
+    results = read_results(args.run_dir)
+    sys.stdout.write(full_report(results))
+    for path in write_plots(results, args.run_dir):
+        sys.stdout.write(f"wrote {path}\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv``; return the exit code (2 for bad input)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    try:
+        if args.command == "run":
+            return command_run(args)
+        if args.command == "list":
+            from lifelong.describe import list_text
+
+            sys.stdout.write(list_text(args.what))
+            return 0
+        return command_report(args)
+    except UserError as err:
+        sys.stderr.write(f"lifelong: error: {err}\n")
+        return 2
+
+
+def entry_point() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

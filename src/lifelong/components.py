@@ -1,0 +1,12 @@
+"""Import every module that registers a component, so the registries are complete."""
+
+from __future__ import annotations
+
+import lifelong.backbones.mlp
+import lifelong.backbones.resnet
+import lifelong.data.catalog
+import lifelong.methods.der
+import lifelong.methods.derpp
+import lifelong.methods.er
+import lifelong.methods.finetune
+import lifelong.methods.joint  # noqa: F401

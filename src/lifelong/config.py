@@ -1,0 +1,188 @@
+"""Typed run configuration: layered raw dicts resolved into frozen dataclasses.
+
+Layers, lowest first: dataclass defaults < the scenario's paper defaults < a preset (given with
+``--preset``, or the paper preset matching dataset/method/buffer when none is given) < ``--config``
+file < command-line flags and ``--set key=value``. Unknown keys and ill-typed values fail with a
+:class:`ConfigError` that names the key and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+import lifelong.components  # noqa: F401  (fills the registries)
+from lifelong.backbones import BACKBONES
+from lifelong.data.scenarios import SCENARIOS, DatasetConfig
+from lifelong.errors import ConfigError
+from lifelong.methods.base import METHODS, MethodConfig
+from lifelong.train import TrainConfig
+
+Raw = dict[str, Any]
+SECTIONS = ("method", "dataset", "backbone", "train")
+TOP_LEVEL = {"seed": int, "device": str}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A fully resolved, validated run configuration."""
+
+    method_name: str
+    method: MethodConfig
+    dataset: DatasetConfig
+    backbone_name: str
+    backbone: Any
+    train: TrainConfig
+    seed: int = 0
+    device: str = "cpu"
+    preset: str | None = None
+
+    def to_raw(self) -> Raw:
+        """The nested-dict form written to ``config.yaml`` (loadable with ``--config``)."""
+        return {
+            "method": {"name": self.method_name, **_plain(dataclasses.asdict(self.method))},
+            "dataset": _plain(dataclasses.asdict(self.dataset)),
+            "backbone": {"name": self.backbone_name, **_plain(dataclasses.asdict(self.backbone))},
+            "train": _plain(dataclasses.asdict(self.train)),
+            "seed": self.seed,
+            "device": self.device,
+        }
+
+
+def _plain(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in mapping.items()}
+
+
+def merge(base: Raw, override: Raw) -> Raw:
+    """Recursively merge ``override`` into a copy of ``base``."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def section_classes(raw: Raw) -> dict[str, type[Any]]:
+    """The config dataclass of each section, given the names chosen in ``raw``."""
+    method = METHODS.get(raw.get("method", {}).get("name", "er"))
+    backbone = BACKBONES.get(raw.get("backbone", {}).get("name", "mlp"))
+    return {
+        "method": method.config_cls,
+        "dataset": DatasetConfig,
+        "backbone": backbone.config_cls,
+        "train": TrainConfig,
+    }
+
+
+def qualify(key: str, raw: Raw) -> str:
+    """Turn a bare ``--set`` key (``alpha``) into ``section.key`` when exactly one section has it."""
+    if "." in key or key in TOP_LEVEL:
+        return key
+    if key == "name":
+        raise ConfigError("`name` is ambiguous: write method.name, dataset.name or backbone.name")
+    owners = [
+        s for s, cls in section_classes(raw).items() if key in {f.name for f in dataclasses.fields(cls)}
+    ]
+    if len(owners) == 1:
+        return f"{owners[0]}.{key}"
+    if len(owners) > 1:
+        raise ConfigError(f"key {key!r} is ambiguous: write one of {', '.join(f'{o}.{key}' for o in owners)}")
+    known = [f"{s}.{f.name}" for s, c in section_classes(raw).items() for f in dataclasses.fields(c)]
+    raise ConfigError(f"unknown config key {key!r}{_suggest(key, known)}")
+
+
+def set_key(raw: Raw, dotted: str, value: Any) -> Raw:
+    """Return ``raw`` with ``dotted`` (``section.key`` or a top-level key) set to ``value``."""
+    if "." not in dotted:
+        if dotted not in TOP_LEVEL:
+            raise ConfigError(f"unknown config key {dotted!r}{_suggest(dotted, list(TOP_LEVEL))}")
+        return merge(raw, {dotted: value})
+    section, key = dotted.split(".", 1)
+    if section not in SECTIONS:
+        raise ConfigError(f"unknown config section {section!r}{_suggest(section, list(SECTIONS))}")
+    return merge(raw, {section: {key: value}})
+
+
+def _suggest(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=2, cutoff=0.6)
+    return f": did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a field annotation, converting lists to tuples and ints to floats."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return coerce(value, option, where)
+            except ConfigError as err:
+                errors.append(err)
+        raise errors[0]
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        item_type = typing.get_args(annotation)[0]
+        return tuple(coerce(v, item_type, where) for v in value)
+    if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if annotation is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if annotation in (bool, str) and isinstance(value, annotation):
+        return value
+    if annotation is Any:
+        return value
+    name = getattr(annotation, "__name__", str(annotation))
+    raise ConfigError(f"{where} must be of type {name}, got {value!r}")
+
+
+def build_section(cls: type[Any], values: Raw, section: str) -> Any:
+    """Instantiate config dataclass ``cls`` from ``values``, rejecting unknown keys."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in names:
+            raise ConfigError(
+                f"unknown config key '{section}.{key}' for {cls.__name__}{_suggest(key, names)} "
+                f"(valid keys: {', '.join(names)})"
+            )
+        kwargs[key] = coerce(value, hints[key], f"{section}.{key}")
+    return cls(**kwargs)
+
+
+def resolve(raw: Raw, preset: str | None = None) -> RunConfig:
+    """Validate a merged raw config and build the typed :class:`RunConfig`."""
+    unknown = set(raw) - set(SECTIONS) - set(TOP_LEVEL)
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(f"unknown config key {key!r}{_suggest(key, [*SECTIONS, *TOP_LEVEL])}")
+    for section in SECTIONS:
+        if not isinstance(raw.get(section, {}), dict):
+            raise ConfigError(f"config section {section!r} must be a mapping")
+    classes = section_classes(raw)
+    values = {s: {k: v for k, v in raw.get(s, {}).items() if k != "name"} for s in SECTIONS}
+    values["dataset"]["name"] = raw.get("dataset", {}).get("name", "seq-digits")
+    SCENARIOS.get(values["dataset"]["name"])
+    typed = {s: build_section(classes[s], values[s], s) for s in SECTIONS}
+    top = {k: coerce(raw.get(k, default), t, k) for k, t, default in (("seed", int, 0), ("device", str, "cpu"))}
+    return RunConfig(
+        method_name=raw.get("method", {}).get("name", "er"),
+        method=typed["method"],
+        dataset=typed["dataset"],
+        backbone_name=raw.get("backbone", {}).get("name", "mlp"),
+        backbone=typed["backbone"],
+        train=typed["train"],
+        seed=top["seed"],
+        device=top["device"],
+        preset=preset,
+    )

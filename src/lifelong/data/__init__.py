@@ -1,0 +1,1 @@
+"""Data: tensor-backed datasets, batched transforms and continual-learning scenarios."""

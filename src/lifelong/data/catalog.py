@@ -1,0 +1,148 @@
+"""The registered scenarios (``lifelong list datasets``) and their paper defaults."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from lifelong.data import mnist
+from lifelong.data.scenarios import (
+    SCENARIOS,
+    DatasetConfig,
+    Scenario,
+    class_order,
+    split_by_classes,
+    transformed_experiences,
+)
+from lifelong.data.stream import Stream
+from lifelong.data.tensors import TrainTest
+from lifelong.data.transforms import ImageTransform
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[str, bool], TrainTest]
+
+GREY = ImageTransform(mean=(0.0,), std=(1.0,))
+"""MNIST-like data: scaled to [0, 1], no augmentation (as in the DER paper)."""
+CIFAR10 = ImageTransform((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2615), 4, True)
+CIFAR100 = ImageTransform((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 4, True)
+TINYIMG = ImageTransform((0.4802, 0.4480, 0.3975), (0.2770, 0.2691, 0.2821), 4, True)
+
+MNIST_DEFAULTS = {"train": {"epochs": 1, "batch_size": 10}, "backbone": {"name": "mlp"}}
+DOMAIN_DEFAULTS = {"train": {"epochs": 1, "batch_size": 128}, "backbone": {"name": "mlp"}}
+RESNET_DEFAULTS = {"train": {"epochs": 50, "batch_size": 32}, "backbone": {"name": "resnet18"}}
+
+
+def _load_cifar10(root: str, download: bool) -> TrainTest:
+    from lifelong.data.cifar import load_cifar10
+
+    return load_cifar10(root, download)
+
+
+def _load_cifar100(root: str, download: bool) -> TrainTest:
+    from lifelong.data.cifar import load_cifar100
+
+    return load_cifar100(root, download)
+
+
+def _load_tinyimg(root: str, download: bool) -> TrainTest:
+    from lifelong.data.tinyimagenet import load_tiny_imagenet
+
+    return load_tiny_imagenet(root, download)
+
+
+def class_incremental(
+    name: str, loader: Loader, transform: ImageTransform, per_experience: int, n_target: int
+) -> Callable[[DatasetConfig, int], Stream]:
+    """Build a class-incremental scenario of ``per_experience`` classes per experience.
+
+    When the data hold fewer classes than the full dataset (a subset of Tiny-ImageNet, say), the
+    default keeps ``n_target`` experiences and shrinks the classes per experience, and logs it.
+    """
+
+    def build(cfg: DatasetConfig, seed: int) -> Stream:
+        data = loader(cfg.root, cfg.download)
+        per = cfg.classes_per_experience
+        if per is None:
+            per = per_experience
+            if data.num_classes < per * n_target:
+                per = max(1, data.num_classes // n_target)
+                log.warning(
+                    "%s: only %d classes present; using %d experiences of %d classes",
+                    name, data.num_classes, data.num_classes // per, per,
+                )  # fmt: skip
+        order = class_order(data.num_classes, cfg.shuffle_classes, seed)
+        experiences = split_by_classes(data, per, order)
+        return Stream(name, experiences, data.num_classes, "class-il", transform, data.class_names)
+
+    return build
+
+
+def domain_incremental(
+    name: str, kind: str, n_default: int
+) -> Callable[[DatasetConfig, int], Stream]:
+    """Build a permuted or rotated MNIST stream of ``n_default`` experiences."""
+
+    def build(cfg: DatasetConfig, seed: int) -> Stream:
+        data = mnist.load_mnist(cfg.root, cfg.download)
+        n = cfg.n_experiences or n_default
+        experiences = transformed_experiences(data, n, seed, kind)
+        return Stream(name, experiences, data.num_classes, "domain-il", GREY, data.class_names)
+
+    return build
+
+
+def _register() -> None:
+    entries = {
+        "seq-digits": Scenario(
+            class_incremental("seq-digits", mnist.load_digits, GREY, 2, 5),
+            "scikit-learn's bundled 8x8 digits, 5 experiences x 2 classes (offline default)",
+            {"train": {"epochs": 5, "batch_size": 16}, "backbone": {"name": "mlp"}},
+        ),
+        "seq-mnist": Scenario(
+            class_incremental("seq-mnist", mnist.load_mnist, GREY, 2, 5),
+            "MNIST, 5 experiences x 2 classes (DER paper)",
+            MNIST_DEFAULTS,
+        ),
+        "seq-fmnist": Scenario(
+            class_incremental("seq-fmnist", mnist.load_fmnist, GREY, 2, 5),
+            "Fashion-MNIST, 5 experiences x 2 classes",
+            MNIST_DEFAULTS,
+        ),
+        "perm-mnist": Scenario(
+            domain_incremental("perm-mnist", "permute", 20),
+            "Permuted MNIST, 20 domain-incremental experiences (DER paper)",
+            DOMAIN_DEFAULTS,
+        ),
+        "rot-mnist": Scenario(
+            domain_incremental("rot-mnist", "rotate", 20),
+            "Rotated MNIST, 20 experiences, angle uniform in [0, 180) (DER paper)",
+            DOMAIN_DEFAULTS,
+        ),
+        "seq-cifar10": Scenario(
+            class_incremental("seq-cifar10", _load_cifar10, CIFAR10, 2, 5),
+            "CIFAR-10, 5 experiences x 2 classes (DER paper)",
+            RESNET_DEFAULTS,
+        ),
+        "seq-cifar100": Scenario(
+            class_incremental("seq-cifar100", _load_cifar100, CIFAR100, 10, 10),
+            "CIFAR-100, 10 experiences x 10 classes (classes_per_experience=20 for SARL's 5 x 20)",
+            RESNET_DEFAULTS,
+        ),
+        "seq-tinyimg": Scenario(
+            class_incremental("seq-tinyimg", _load_tinyimg, TINYIMG, 20, 10),
+            "Tiny-ImageNet, 10 experiences x 20 classes (any subset of classes: 10 experiences)",
+            {"train": {"epochs": 100, "batch_size": 32}, "backbone": {"name": "resnet18"}},
+        ),
+    }
+    for name, scenario in entries.items():
+        if name not in SCENARIOS:
+            SCENARIOS.add(name, scenario)
+
+
+_register()
+
+
+def build_stream(cfg: DatasetConfig, seed: int) -> Stream:
+    """Build the stream named by ``cfg.name`` (raises ConfigError for unknown names)."""
+    return SCENARIOS.get(cfg.name).build(cfg, seed)

@@ -1,0 +1,134 @@
+"""Scenario builders: class-incremental splits, permuted and rotated domain-incremental streams.
+
+Each registered scenario turns a :class:`DatasetConfig` into a :class:`Stream` and declares the
+training defaults of the paper that introduced it (epochs, batch size, backbone).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from lifelong.data.stream import Experience, Setting, Stream
+from lifelong.data.tensors import ImageSet, TrainTest
+from lifelong.data.transforms import ImageTransform
+from lifelong.errors import ConfigError
+from lifelong.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Which scenario to build and where its data lives."""
+
+    name: str = "seq-digits"
+    """Registered scenario name (see ``lifelong list datasets``)."""
+    root: str = "data"
+    """Folder holding the dataset in its official layout."""
+    download: bool = False
+    """Fetch the dataset if it is missing (needs internet; never used by tests)."""
+    shuffle_classes: bool = False
+    """Shuffle the class order with the run seed instead of the fixed 0..C-1 order."""
+    classes_per_experience: int | None = None
+    """Classes per experience for class-incremental scenarios (None: the scenario's default)."""
+    n_experiences: int | None = None
+    """Number of experiences for permuted/rotated scenarios (None: the scenario's default)."""
+
+    def __post_init__(self) -> None:
+        for name in ("classes_per_experience", "n_experiences"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"dataset.{name} must be positive, got {value}")
+
+
+Builder = Callable[[DatasetConfig, int], Stream]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A registered scenario: how to build it and the paper defaults that go with it."""
+
+    build: Builder
+    description: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+SCENARIOS: Registry[Scenario] = Registry("dataset")
+
+
+def class_order(num_classes: int, shuffle: bool, seed: int) -> list[int]:
+    """The fixed order 0..C-1, or a permutation drawn from ``seed`` when ``shuffle`` is set."""
+    if not shuffle:
+        return list(range(num_classes))
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(num_classes, generator=generator).tolist()
+
+
+def split_by_classes(
+    data: TrainTest, classes_per_experience: int, order: list[int]
+) -> tuple[Experience, ...]:
+    """Partition ``data`` into experiences of ``classes_per_experience`` consecutive classes of ``order``.
+
+    Trailing classes that do not fill a whole experience are dropped (and logged).
+    """
+    n = len(order) // classes_per_experience
+    if n == 0:
+        raise ConfigError(
+            f"{len(order)} classes cannot fill one experience of {classes_per_experience} classes: "
+            "lower dataset.classes_per_experience"
+        )
+    if n * classes_per_experience < len(order):
+        log.warning("dropping %d classes that do not fill an experience", len(order) % n)
+    experiences = []
+    for t in range(n):
+        classes = tuple(order[t * classes_per_experience : (t + 1) * classes_per_experience])
+        experiences.append(
+            Experience(t, classes, data.train.with_classes(classes), data.test.with_classes(classes))
+        )
+    return tuple(experiences)
+
+
+def permute_pixels(images: torch.Tensor, permutation: torch.Tensor) -> torch.Tensor:
+    """Apply one fixed pixel permutation to every image of a (N, C, H, W) batch."""
+    n, c, h, w = images.shape
+    return images.reshape(n, c, h * w)[:, :, permutation].reshape(n, c, h, w)
+
+
+def rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
+    """Rotate uint8 images by ``degrees`` counter-clockwise about the centre (bilinear, zero fill)."""
+    theta = math.radians(degrees)
+    cos, sin = math.cos(theta), math.sin(theta)
+    matrix = torch.tensor([[cos, sin, 0.0], [-sin, cos, 0.0]]).expand(images.shape[0], 2, 3)
+    grid = torch.nn.functional.affine_grid(matrix, list(images.shape), align_corners=False)
+    out = torch.nn.functional.grid_sample(images.float(), grid, align_corners=False)
+    return out.round().clamp(0, 255).to(torch.uint8)
+
+
+def transformed_experiences(
+    data: TrainTest, n: int, seed: int, kind: str
+) -> tuple[Experience, ...]:
+    """Domain-incremental experiences: all classes, each with its own pixel permutation or rotation.
+
+    As in the DER paper (Buzzega et al., 2020): P-MNIST draws a random pixel permutation per
+    experience; R-MNIST draws a rotation angle uniformly in [0, 180) degrees per experience.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    classes = tuple(range(data.num_classes))
+    experiences = []
+    for t in range(n):
+        if kind == "permute":
+            perm = torch.randperm(data.train.x[0].numel() // data.train.x.shape[1], generator=generator)
+            train_x, test_x = permute_pixels(data.train.x, perm), permute_pixels(data.test.x, perm)
+        else:
+            angle = float(torch.rand(1, generator=generator)) * 180.0
+            train_x, test_x = rotate(data.train.x, angle), rotate(data.test.x, angle)
+        experiences.append(
+            Experience(t, classes, ImageSet(train_x, data.train.y), ImageSet(test_x, data.test.y))
+        )
+    return tuple(experiences)

@@ -1,0 +1,66 @@
+"""The in-memory image set every loader returns: uint8 images and int64 labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from lifelong.errors import DataError
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Images held in memory as uint8 (N, C, H, W) with int64 labels (N,).
+
+    Loaded once from disk; experiences and batches are index views of it.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.x.dtype != torch.uint8 or self.x.dim() != 4:
+            raise DataError(f"images must be uint8 (N, C, H, W), got {self.x.dtype} {tuple(self.x.shape)}")
+        if self.y.dtype != torch.int64 or self.y.shape != (self.x.shape[0],):
+            raise DataError(
+                f"labels must be int64 of shape ({self.x.shape[0]},), got {self.y.dtype} "
+                f"{tuple(self.y.shape)}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        c, h, w = self.x.shape[1:]
+        return int(c), int(h), int(w)
+
+    def select(self, index: torch.Tensor) -> ImageSet:
+        """Return the subset at ``index`` (a bool mask or integer indices)."""
+        return ImageSet(self.x[index], self.y[index])
+
+    def with_classes(self, classes: tuple[int, ...]) -> ImageSet:
+        """Return the subset whose labels are in ``classes``."""
+        mask = torch.isin(self.y, torch.tensor(classes, dtype=torch.int64))
+        return self.select(mask)
+
+    @staticmethod
+    def concat(parts: list[ImageSet]) -> ImageSet:
+        """Concatenate several image sets of the same image shape."""
+        return ImageSet(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]))
+
+
+@dataclass(frozen=True)
+class TrainTest:
+    """A dataset's train and test splits and the class names, as loaded from disk."""
+
+    train: ImageSet
+    test: ImageSet
+    class_names: tuple[str, ...]
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.class_names)

@@ -1,0 +1,75 @@
+"""Batched image transforms that run on the target device with per-sample random parameters.
+
+``torchvision.transforms.v2`` applied to a (B, C, H, W) tensor draws ONE crop and ONE flip for the
+whole batch, which silently weakens augmentation. These transforms draw a crop offset and a flip
+decision for every image, vectorised over the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
+    """Zero-pad by ``padding`` pixels and crop back to the original size at a random offset per image.
+
+    Args:
+        x: Images (B, C, H, W) of any dtype.
+        padding: Pixels of zero padding on each side.
+        generator: CPU generator for the offsets.
+
+    Returns:
+        Cropped images with the shape of ``x``.
+    """
+    b, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))
+    offsets = torch.randint(0, 2 * padding + 1, (2, b), generator=generator).to(x.device)
+    rows = (offsets[0, :, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (offsets[1, :, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    batch = torch.arange(b, device=x.device)[:, None, None, None]
+    channels = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[batch, channels, rows, cols]
+
+
+def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Flip each image horizontally with probability 1/2, independently per image."""
+    flip = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+@dataclass(frozen=True)
+class ImageTransform:
+    """Converts uint8 images to normalised float32, with optional per-sample augmentation.
+
+    Attributes:
+        mean: Per-channel mean of the [0, 1]-scaled images.
+        std: Per-channel standard deviation of the [0, 1]-scaled images.
+        crop_padding: Random-crop padding in pixels for training (0 disables cropping).
+        hflip: Whether training flips images horizontally at random.
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop_padding: int = 0
+    hflip: bool = False
+
+    @property
+    def augments(self) -> bool:
+        """Whether training applies any random augmentation."""
+        return self.crop_padding > 0 or self.hflip
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Scale uint8 images to [0, 1] and normalise per channel (the evaluation transform)."""
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        scale = torch.tensor([1.0 / (255.0 * s) for s in self.std], device=x.device).view(1, -1, 1, 1)
+        return x.float().mul_(scale).sub_(mean * 255.0 * scale)
+
+    def train(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Augment (crop, flip) with per-sample parameters, then normalise."""
+        if self.crop_padding > 0:
+            x = random_crop(x, self.crop_padding, generator)
+        if self.hflip:
+            x = random_hflip(x, generator)
+        return self.normalize(x)

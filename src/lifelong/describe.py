@@ -1,0 +1,103 @@
+"""Text for ``lifelong list``: registered components with their config fields and docs."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import textwrap
+from typing import Any
+
+from lifelong.backbones import BACKBONES
+from lifelong.data.scenarios import SCENARIOS, DatasetConfig
+from lifelong.methods.base import METHODS
+from lifelong.presets import load_preset, preset_description, preset_names
+from lifelong.train import TrainConfig
+
+
+def field_docs(cls: type[Any]) -> dict[str, str]:
+    """The attribute docstrings (the string literal under each field) of a dataclass and its bases."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, following in zip(body, body[1:], strict=False):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(following, ast.Expr)
+                and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)
+            ):
+                docs[node.target.id] = following.value.value.strip()
+    return docs
+
+
+def describe_fields(cls: type[Any], skip: tuple[str, ...] = ()) -> list[str]:
+    """One line per field: name, default and docstring."""
+    docs = field_docs(cls)
+    lines = []
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else "(required)"
+        lines.append(f"    {f.name:<24} = {default!s:<12} {docs.get(f.name, '')}")
+    return lines
+
+
+def first_line(obj: Any) -> str:
+    """First line of an object's docstring."""
+    return (inspect.getdoc(obj) or "").splitlines()[0] if inspect.getdoc(obj) else ""
+
+
+def list_text(what: str) -> str:
+    """The text of ``lifelong list WHAT`` (methods, datasets, backbones, presets or all)."""
+    sections = []
+    if what in ("methods", "all"):
+        lines = ["methods (--method NAME; fields settable with --set method.FIELD=VALUE):"]
+        for name in METHODS:
+            cls = METHODS.get(name)
+            lines.append(f"  {name:<10} {first_line(cls)}")
+            lines += describe_fields(cls.config_cls)
+        sections.append("\n".join(lines))
+    if what in ("datasets", "all"):
+        lines = ["datasets (--dataset NAME, --data-root DIR):"]
+        for name in SCENARIOS:
+            scenario = SCENARIOS.get(name)
+            lines.append(f"  {name:<13} {scenario.description}; defaults {scenario.defaults}")
+        lines.append("  fields (--set dataset.FIELD=VALUE):")
+        lines += describe_fields(DatasetConfig, skip=("name",))
+        sections.append("\n".join(lines))
+    if what in ("backbones", "all"):
+        lines = ["backbones (--backbone NAME):"]
+        for name in BACKBONES:
+            spec = BACKBONES.get(name)
+            lines.append(f"  {name:<10} {spec.description}")
+            lines += describe_fields(spec.config_cls)
+        sections.append("\n".join(lines))
+    if what in ("train", "all"):
+        lines = ["training loop (--set train.FIELD=VALUE):", *describe_fields(TrainConfig)]
+        sections.append("\n".join(lines))
+    if what in ("presets", "all"):
+        lines = ["presets (--preset NAME):"]
+        for name in preset_names():
+            lines.append(f"  {name:<20} {preset_description(name)}")
+            fields = ", ".join(f"{k}={v}" for k, v in _flatten(load_preset(name)).items())
+            lines.append(f"    {fields}")
+        sections.append("\n".join(lines))
+    return "\n\n".join(sections) + "\n"
+
+
+def _flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

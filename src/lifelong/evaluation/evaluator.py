@@ -1,0 +1,71 @@
+"""Accuracy of a method on every experience of a stream, under each protocol of the stream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from lifelong.data.stream import Experience, Protocol, Stream
+from lifelong.methods.base import Method
+
+
+def task_mask(num_classes: int, classes: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """Additive logit mask: 0 for ``classes``, -inf elsewhere (task-incremental evaluation)."""
+    mask = torch.full((num_classes,), float("-inf"), device=device)
+    mask[list(classes)] = 0.0
+    return mask
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    """Computes accuracies (in %) on the test sets of a stream.
+
+    Class-IL and domain-IL take the argmax over all output units; task-IL masks the logits to
+    the classes of the experience being tested.
+
+    Attributes:
+        stream: The stream whose test sets are used.
+        batch_size: Test batch size.
+        device: Where to run.
+    """
+
+    stream: Stream
+    batch_size: int
+    device: torch.device
+
+    @torch.inference_mode()
+    def accuracy(self, method: Method, experience: Experience) -> dict[Protocol, float]:
+        """Accuracy on one experience's test set under every protocol of the stream."""
+        test = experience.test
+        correct = dict.fromkeys(self.stream.protocols, 0)
+        mask = task_mask(self.stream.num_classes, experience.classes, self.device)
+        transform = self.stream.transform
+        for start in range(0, len(test), self.batch_size):
+            x = transform.normalize(test.x[start : start + self.batch_size].to(self.device))
+            y = test.y[start : start + self.batch_size].to(self.device)
+            logits = method.predict(x)
+            for protocol in correct:
+                scores = logits + mask if protocol == "task-il" else logits
+                correct[protocol] += int((scores.argmax(1) == y).sum())
+        return {p: 100.0 * c / max(len(test), 1) for p, c in correct.items()}
+
+    def evaluate(self, method: Method, upto: int | None = None) -> dict[Protocol, list[float]]:
+        """Accuracies on experiences ``0..upto`` (all when None); NaN for the rest.
+
+        The method is put in eval mode for the evaluation and restored afterwards.
+        """
+        was_training = method.training
+        method.eval()
+        last = len(self.stream) - 1 if upto is None else upto
+        rows: dict[Protocol, list[float]] = {p: [] for p in self.stream.protocols}
+        for experience in self.stream:
+            accs = (
+                self.accuracy(method, experience)
+                if experience.id <= last
+                else dict.fromkeys(rows, float("nan"))
+            )
+            for protocol, value in accs.items():
+                rows[protocol].append(value)
+        method.train(was_training)
+        return rows

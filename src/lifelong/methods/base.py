@@ -1,0 +1,155 @@
+"""The small ``Method`` base every method builds on, its config and its context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import nn
+
+from lifelong.backbones import Backbone
+from lifelong.buffers.tensor_buffer import FieldSpec, TensorBuffer
+from lifelong.data.stream import Experience, Setting
+from lifelong.data.transforms import ImageTransform
+from lifelong.errors import ConfigError
+from lifelong.registry import Registry
+from lifelong.types import Batch, StepOutput
+
+DataScope = Literal["current", "cumulative"]
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """Optimiser settings shared by every method (plain SGD, as in the DER paper)."""
+
+    lr: float = 0.1
+    """SGD learning rate."""
+    momentum: float = 0.0
+    """SGD momentum."""
+    weight_decay: float = 0.0
+    """L2 weight decay."""
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ConfigError(f"method.lr must be positive, got {self.lr}")
+        if self.momentum < 0 or self.weight_decay < 0:
+            raise ConfigError("method.momentum and method.weight_decay must be >= 0")
+
+
+@dataclass(frozen=True)
+class RehearsalConfig(MethodConfig):
+    """Settings of methods that replay from a reservoir buffer."""
+
+    buffer_size: int = 200
+    """Number of examples the buffer holds."""
+    minibatch_size: int = 32
+    """Examples drawn from the buffer at each step."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.buffer_size <= 0:
+            raise ConfigError(f"method.buffer_size must be positive, got {self.buffer_size}")
+        if self.minibatch_size <= 0:
+            raise ConfigError(f"method.minibatch_size must be positive, got {self.minibatch_size}")
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """What a method is given besides its config: network, data facts, device, randomness."""
+
+    backbone: Backbone
+    num_classes: int
+    image_shape: tuple[int, int, int]
+    transform: ImageTransform
+    device: torch.device
+    generator: torch.Generator
+
+
+class Method(nn.Module):
+    """Base class: owns the network and its optimiser; ``observe`` is the whole per-batch update.
+
+    Class attributes:
+        name: Registry key.
+        config_cls: The method's config dataclass.
+        data_scope: ``current`` trains on the current experience; ``cumulative`` on every
+            experience seen so far (the joint upper bound). The loop reads it; nothing else.
+        supported_settings: Scenario settings the method is defined for.
+    """
+
+    name: ClassVar[str]
+    config_cls: ClassVar[type[MethodConfig]] = MethodConfig
+    data_scope: ClassVar[DataScope] = "current"
+    supported_settings: ClassVar[frozenset[Setting]] = frozenset({"class-il", "domain-il"})
+
+    def __init__(self, cfg: MethodConfig, ctx: MethodContext) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.ctx = ctx
+        self.net = ctx.backbone.to(ctx.device)
+        self.optimizer = self.make_optimizer()
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        """Plain SGD over the network's parameters."""
+        return torch.optim.SGD(
+            self.net.parameters(),
+            lr=self.cfg.lr,
+            momentum=self.cfg.momentum,
+            weight_decay=self.cfg.weight_decay,
+        )
+
+    def observe(self, batch: Batch) -> StepOutput:
+        """One training step on ``batch``: forward, every loss term, optimiser step, buffer write."""
+        raise NotImplementedError
+
+    def before_experience(self, experience: Experience) -> None:
+        """Called before training on ``experience``."""
+
+    def after_epoch(self, experience: Experience, epoch: int) -> None:
+        """Called after each epoch (or after the iterations) of ``experience``."""
+
+    def after_experience(self, experience: Experience) -> None:
+        """Called after training on ``experience``, before it is evaluated."""
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for normalised inputs ``x``, shape (B, num_classes)."""
+        out: torch.Tensor = self.net(x)
+        return out
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features for normalised inputs ``x``."""
+        out: torch.Tensor = self.net.features(x)
+        return out
+
+    def augment(self, x_clean: torch.Tensor) -> torch.Tensor:
+        """Apply the training transform (augmentation + normalisation) to stored uint8 inputs."""
+        return self.ctx.transform.train(x_clean, self.ctx.generator)
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """Optimiser state, saved with the module's ``state_dict``."""
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore the optimiser state."""
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+METHODS: Registry[type[Method]] = Registry("method")
+
+
+def register(cls: type[Method]) -> type[Method]:
+    """Class decorator: register a method under its ``name``."""
+    METHODS.add(cls.name, cls)
+    return cls
+
+
+def rehearsal_buffer(ctx: MethodContext, capacity: int, logits: bool) -> TensorBuffer:
+    """A reservoir buffer of un-augmented inputs, labels, experience ids and optionally logits."""
+    fields: dict[str, FieldSpec] = {
+        "x": (ctx.image_shape, torch.uint8),
+        "y": ((), torch.int64),
+        "experience": ((), torch.int64),
+    }
+    if logits:
+        fields["logits"] = ((ctx.num_classes,), torch.float32)
+    return TensorBuffer(capacity, fields, ctx.generator).to(ctx.device)

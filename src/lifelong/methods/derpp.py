@@ -1,0 +1,66 @@
+"""DER++: Dark Experience Replay plus a cross-entropy term on buffer labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from lifelong.errors import ConfigError
+from lifelong.methods.base import Method, MethodContext, register, rehearsal_buffer
+from lifelong.methods.der import DERConfig, logit_replay_loss
+from lifelong.types import Batch, StepOutput
+
+
+@dataclass(frozen=True)
+class DERppConfig(DERConfig):
+    """Settings of DER++."""
+
+    beta: float = 0.5
+    """Weight of the cross-entropy term on a second buffer sample."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.beta < 0:
+            raise ConfigError(f"method.beta must be >= 0, got {self.beta}")
+
+
+@register
+class DERpp(Method):
+    """DER++ (Buzzega et al., NeurIPS 2020, Eq. 6).
+
+    ``CE(f(x), y) + alpha MSE(f(x'), z') + beta CE(f(x''), y'')`` where ``(x', z')`` and
+    ``(x'', y'')`` are two independent samples of the reservoir buffer, as in the paper's code.
+    """
+
+    name = "derpp"
+    config_cls = DERppConfig
+
+    def __init__(self, cfg: DERppConfig, ctx: MethodContext) -> None:
+        super().__init__(cfg, ctx)
+        self.cfg: DERppConfig = cfg
+        self.buffer = rehearsal_buffer(ctx, cfg.buffer_size, logits=True)
+
+    def observe(self, batch: Batch) -> StepOutput:
+        """The DER++ objective on one batch; store (x, y, f(x)) in the buffer."""
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.net(batch.x)
+        ce = F.cross_entropy(logits, batch.y)
+        loss = ce
+        terms = {"ce": ce.detach()}
+        if len(self.buffer) > 0:
+            first = self.buffer.sample(self.cfg.minibatch_size)
+            mse = logit_replay_loss(self.net(self.augment(first["x"])), first["logits"])
+            second = self.buffer.sample(self.cfg.minibatch_size)
+            replay_ce = F.cross_entropy(self.net(self.augment(second["x"])), second["y"])
+            loss = loss + self.cfg.alpha * mse + self.cfg.beta * replay_ce
+            terms["logit_mse"] = mse.detach()
+            terms["replay_ce"] = replay_ce.detach()
+        loss.backward()
+        self.optimizer.step()
+        experience = torch.full_like(batch.y, batch.experience_id)
+        self.buffer.add(
+            {"x": batch.x_clean, "y": batch.y, "experience": experience, "logits": logits.detach()}
+        )
+        return StepOutput(loss.detach(), terms)

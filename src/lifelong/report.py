@@ -1,0 +1,107 @@
+"""Tables and plots of a run's results (``lifelong report RUN_DIR``)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lifelong.results import matrix_of
+
+SUMMARY_NAMES = {
+    "average_accuracy": "avg acc",
+    "average_incremental_accuracy": "avg inc acc",
+    "forgetting": "forgetting",
+    "backward_transfer": "BWT",
+    "forward_transfer": "FWT",
+}
+
+
+def _fmt(value: float | None) -> str:
+    return "  -  " if value is None or math.isnan(value) else f"{value:5.1f}"
+
+
+def summary_table(results: dict[str, Any]) -> str:
+    """One row per protocol with the summary metrics (percent)."""
+    header = f"{'protocol':<10} " + " ".join(f"{n:>11}" for n in SUMMARY_NAMES.values())
+    lines = [header, "-" * len(header)]
+    for protocol, entry in results["protocols"].items():
+        cells = " ".join(f"{_fmt(entry['summary'][k]):>11}" for k in SUMMARY_NAMES)
+        lines.append(f"{protocol:<10} {cells}")
+    return "\n".join(lines)
+
+
+def matrix_table(results: dict[str, Any], protocol: str) -> str:
+    """The accuracy matrix of ``protocol``: row i = after training experience i."""
+    matrix = matrix_of(results, protocol)
+    n = matrix.shape[1]
+    lines = [f"{protocol} accuracy (%) — row: after experience, column: tested experience"]
+    lines.append("after " + " ".join(f"{j + 1:>6}" for j in range(n)))
+    for i, row in enumerate(matrix):
+        if np.all(np.isnan(row)):
+            continue
+        lines.append(f"{i + 1:>5} " + " ".join(f"{_fmt(v):>6}" for v in row))
+    return "\n".join(lines)
+
+
+def full_report(results: dict[str, Any]) -> str:
+    """Summary table plus every accuracy matrix."""
+    config = results.get("config", {})
+    title = (
+        f"{config.get('method', {}).get('name', '?')} on {config.get('dataset', {}).get('name', '?')}"
+        f" — {results['experiences_trained']}/{results['num_experiences']} experiences, "
+        f"{sum(results['train_seconds']):.1f}s training"
+    )
+    parts = [title, "", summary_table(results)]
+    parts += ["", *(matrix_table(results, p) + "\n" for p in results["protocols"])]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def write_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Write ``accuracy_matrix.png`` (heatmaps) and ``accuracy_curves.png``; return their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    protocols = list(results["protocols"])
+    fig, axes = plt.subplots(1, len(protocols), figsize=(4.2 * len(protocols), 3.8), squeeze=False)
+    for ax, protocol in zip(axes[0], protocols, strict=True):
+        matrix = matrix_of(results, protocol)
+        image = ax.imshow(matrix, vmin=0, vmax=100, cmap="viridis")
+        n = matrix.shape[0]
+        if n <= 12:
+            for i in range(n):
+                for j in range(n):
+                    if not np.isnan(matrix[i, j]):
+                        color = "white" if matrix[i, j] < 60 else "black"
+                        ax.text(j, i, f"{matrix[i, j]:.0f}", ha="center", va="center", fontsize=8, color=color)
+        ax.set_title(protocol)
+        ax.set_xlabel("tested experience")
+        ax.set_ylabel("after training experience")
+        ax.set_xticks(range(n), [str(j + 1) for j in range(n)])
+        ax.set_yticks(range(n), [str(i + 1) for i in range(n)])
+        fig.colorbar(image, ax=ax, fraction=0.046, label="accuracy (%)")
+    fig.tight_layout()
+    heatmap = out_dir / "accuracy_matrix.png"
+    fig.savefig(heatmap, dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for protocol in protocols:
+        matrix = matrix_of(results, protocol)
+        trained = [i for i in range(matrix.shape[0]) if not np.all(np.isnan(matrix[i]))]
+        means = [np.mean(matrix[i, : i + 1]) for i in trained]
+        ax.plot([i + 1 for i in trained], means, marker="o", label=protocol)
+    ax.set_xlabel("experiences trained")
+    ax.set_ylabel("average accuracy on seen experiences (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    curves = out_dir / "accuracy_curves.png"
+    fig.savefig(curves, dpi=110)
+    plt.close(fig)
+    return [heatmap, curves]

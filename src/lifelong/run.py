@@ -1,0 +1,137 @@
+"""Run orchestration: build everything from a :class:`RunConfig`, train, write the run directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from lifelong.backbones import BACKBONES
+from lifelong.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from lifelong.config import RunConfig, resolve
+from lifelong.data.catalog import build_stream
+from lifelong.data.stream import Stream
+from lifelong.errors import ConfigError, RunDirError
+from lifelong.evaluation.evaluator import Evaluator
+from lifelong.methods.base import METHODS, Method, MethodContext
+from lifelong.report import write_plots
+from lifelong.results import results_dict, write_results
+from lifelong.run_logger import RunLogger, truncate_metrics
+from lifelong.seed import restore_rng_state, rng_state, seed_everything
+from lifelong.train import FitState, fit
+
+log = logging.getLogger(__name__)
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class Built:
+    """Everything a run needs, built from its config."""
+
+    stream: Stream
+    method: Method
+    evaluator: Evaluator
+    generator: torch.Generator
+
+
+def resolve_device(name: str) -> torch.device:
+    """Parse ``--device``, failing clearly when the device is not available."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} is not available on this machine: use --device cpu")
+    return device
+
+
+def build(cfg: RunConfig) -> Built:
+    """Seed, build the stream, the backbone, the method and the evaluator."""
+    method_cls = METHODS.get(cfg.method_name)
+    device = resolve_device(cfg.device)
+    generator = seed_everything(cfg.seed)
+    stream = build_stream(cfg.dataset, cfg.seed)
+    if stream.setting not in method_cls.supported_settings:
+        supported = ", ".join(sorted(method_cls.supported_settings))
+        raise ConfigError(
+            f"method {cfg.method_name!r} does not support {stream.setting} scenarios such as "
+            f"{stream.name!r} (it supports {supported}): pick another method or dataset"
+        )
+    spec = BACKBONES.get(cfg.backbone_name)
+    backbone = spec.build(cfg.backbone, stream.image_shape, stream.num_classes)
+    ctx = MethodContext(backbone, stream.num_classes, stream.image_shape, stream.transform, device, generator)
+    method = method_cls(cfg.method, ctx)
+    return Built(stream, method, Evaluator(stream, cfg.train.eval_batch_size, device), generator)
+
+
+def prepare_run_dir(run_dir: Path) -> None:
+    """Create ``run_dir`` and check it is writable (clear error otherwise)."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise RunDirError(
+            f"cannot write to output folder {run_dir} ({err.strerror}): choose another with --run-dir"
+        ) from err
+
+
+def execute(cfg: RunConfig, run_dir: Path, resume: bool = False, tensorboard: bool = True) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_dir`` (resuming from its checkpoint when asked); return the results."""
+    prepare_run_dir(run_dir)
+    built = build(cfg)
+    state = FitState()
+    if resume:
+        state = restore(built, run_dir / CHECKPOINT)
+        truncate_metrics(run_dir / "metrics.jsonl", state.step, state.next_experience)
+        log.info("resuming %s at experience %d/%d", run_dir, state.next_experience + 1, len(built.stream))
+    else:
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_raw(), sort_keys=False))
+        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+    raw_config = cfg.to_raw()
+    logger = RunLogger(run_dir, cfg.train.log_every, tensorboard)
+    logger.global_step = state.step
+
+    def on_boundary(new_state: FitState) -> None:
+        payload = {
+            "format": 1,
+            "method": built.method.state_dict(),
+            "rng": rng_state(built.generator),
+            "state": dataclasses.asdict(new_state),
+        }
+        save_checkpoint(run_dir / CHECKPOINT, payload)
+        write_results(run_dir / "results.json", results_dict(new_state, len(built.stream), raw_config))
+
+    try:
+        state = fit(built.method, built.stream, cfg.train, built.evaluator, logger, built.generator, state, on_boundary)
+    finally:
+        logger.close()
+    results = results_dict(state, len(built.stream), raw_config)
+    write_results(run_dir / "results.json", results)
+    write_plots(results, run_dir)
+    return results
+
+
+def restore(built: Built, path: Path) -> FitState:
+    """Load a checkpoint into the built method and generator; return the saved progress."""
+    payload = load_checkpoint(path)
+    built.method.load_state_dict(payload["method"])
+    restore_rng_state(built.generator, payload["rng"])
+    return FitState(**payload["state"])
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    """Read and validate ``RUN_DIR/config.yaml``."""
+    path = run_dir / "config.yaml"
+    if not path.exists():
+        raise RunDirError(f"no config.yaml in {run_dir}: is it a lifelong run directory?")
+    raw = yaml.safe_load(path.read_text())
+    if not isinstance(raw, dict):
+        raise RunDirError(f"{path} is not a mapping")
+    return resolve(raw)

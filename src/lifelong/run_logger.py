@@ -1,0 +1,117 @@
+"""Step and evaluation logs: ``metrics.jsonl`` and TensorBoard events in the run directory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lifelong.errors import NonFiniteLossError
+from lifelong.types import StepOutput
+
+log = logging.getLogger(__name__)
+
+
+class RunLogger:
+    """Accumulates step outputs without synchronising, and writes averages every ``log_every`` steps.
+
+    Every flush checks the averaged loss: a NaN or infinite loss stops the run with
+    :class:`NonFiniteLossError` before anything (such as a checkpoint) is overwritten.
+
+    Args:
+        run_dir: Where ``metrics.jsonl`` and ``tensorboard/`` go; ``None`` logs nothing to disk.
+        log_every: Steps between records.
+        tensorboard: Also write TensorBoard events.
+    """
+
+    def __init__(self, run_dir: Path | None, log_every: int, tensorboard: bool = True) -> None:
+        self.run_dir = run_dir
+        self.log_every = log_every
+        self.global_step = 0
+        self._pending: list[StepOutput] = []
+        self._writer: Any = None
+        self._tensorboard = tensorboard and run_dir is not None
+        self._jsonl = None if run_dir is None else (run_dir / "metrics.jsonl").open("a")
+
+    def _tb(self) -> Any:
+        if self._writer is None and self._tensorboard and self.run_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.global_step)
+        return self._writer
+
+    def step(self, out: StepOutput, experience: int, epoch: int) -> None:
+        """Record one step's output (no host-device synchronisation)."""
+        self._pending.append(out)
+        self.global_step += 1
+        if len(self._pending) >= self.log_every:
+            self.flush(experience, epoch)
+
+    def flush(self, experience: int, epoch: int) -> None:
+        """Average the pending steps, check them for NaN/inf, and write one record."""
+        if not self._pending:
+            return
+        names = sorted({name for out in self._pending for name in out.terms})
+        losses = torch.stack([out.loss.float() for out in self._pending]).mean()
+        terms = [torch.stack([o.terms[n].float() for o in self._pending if n in o.terms]).mean() for n in names]
+        values = torch.stack([losses, *terms]).tolist()
+        self._pending.clear()
+        record = {"step": self.global_step, "experience": experience, "epoch": epoch, "loss": values[0]}
+        record.update(zip(names, values[1:], strict=True))
+        if not math.isfinite(values[0]):
+            raise NonFiniteLossError(
+                f"the loss became {values[0]} at step {self.global_step} (experience {experience}): "
+                "lower the learning rate (--lr) or check the inputs; the last checkpoint is kept"
+            )
+        self._write({"kind": "step", **record})
+        writer = self._tb()
+        if writer is not None:
+            for key in ("loss", *names):
+                writer.add_scalar(f"train/{key}", record[key], self.global_step)
+
+    def evaluation(self, experience: int, row: dict[str, list[float]], seconds: float) -> None:
+        """Record the accuracies after training ``experience``."""
+        trained = {p: [v for v in values[: experience + 1]] for p, values in row.items()}
+        means = {p: sum(v) / len(v) for p, v in trained.items()}
+        summary = ", ".join(f"{p} {m:.2f}" for p, m in means.items())
+        log.info("after experience %d: average accuracy %s (%.1fs)", experience + 1, summary, seconds)
+        self._write({"kind": "eval", "experience": experience, "accuracy": row, "seconds": seconds})
+        writer = self._tb()
+        if writer is not None:
+            for protocol, mean in means.items():
+                writer.add_scalar(f"eval/{protocol}/average_accuracy", mean, experience + 1)
+            writer.flush()
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self._jsonl is not None:
+            self._jsonl.write(json.dumps(record) + "\n")
+            self._jsonl.flush()
+
+    def close(self) -> None:
+        """Close the files."""
+        if self._jsonl is not None:
+            self._jsonl.close()
+        if self._writer is not None:
+            self._writer.close()
+
+
+def truncate_metrics(path: Path, step: int, next_experience: int) -> None:
+    """Drop records written after a checkpoint (steps past ``step``, evaluations from ``next_experience``)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("kind") == "step" and record["step"] > step:
+            continue
+        if record.get("kind") == "eval" and record["experience"] >= next_experience:
+            continue
+        kept.append(line)
+    path.write_text("".join(f"{line}\n" for line in kept))

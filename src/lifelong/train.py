@@ -1,0 +1,195 @@
+"""The one training loop: ``fit(method, stream, ...)``.
+
+config → stream → experience → batch → ``method.observe`` → step log; at each experience boundary
+method → evaluator → accuracy matrix → checkpoint. Online training is a setting of this loop
+(``epochs=1`` with small batches, or ``iters``), not another loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+from tqdm import tqdm
+
+from lifelong.data.stream import Experience, Stream
+from lifelong.data.tensors import ImageSet
+from lifelong.data.transforms import ImageTransform
+from lifelong.errors import ConfigError
+from lifelong.evaluation.evaluator import Evaluator
+from lifelong.methods.base import Method
+from lifelong.run_logger import RunLogger
+from lifelong.types import Batch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the loop trains and evaluates."""
+
+    epochs: int = 1
+    """Epochs per experience (ignored when ``iters`` is set)."""
+    iters: int | None = None
+    """Fixed number of iterations per experience (as in the BI-R code); overrides ``epochs``."""
+    batch_size: int = 32
+    """Examples of the current experience per step."""
+    eval_batch_size: int = 1000
+    """Test batch size."""
+    log_every: int = 50
+    """Steps between step-log records; the loss is also checked for NaN/inf there."""
+    chunk_batches: int = 64
+    """Batches gathered and augmented in one tensor operation (speed only, not semantics)."""
+    evaluate_future: bool = True
+    """Evaluate not-yet-trained experiences too (the untrained row feeds forward transfer)."""
+    progress: bool = True
+    """Show progress bars."""
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size", "log_every", "chunk_batches"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
+        if self.iters is not None and self.iters <= 0:
+            raise ConfigError(f"train.iters must be positive, got {self.iters}")
+
+
+@dataclass(frozen=True)
+class FitState:
+    """Progress of a run, saved at every experience boundary so a run can resume.
+
+    Attributes:
+        next_experience: Index of the next experience to train.
+        rows: Protocol → accuracy rows so far (one per trained experience).
+        initial: Protocol → accuracies of the untrained network (NaN when not evaluated).
+        step: Global step counter.
+        seconds: Training wall time of each trained experience.
+    """
+
+    next_experience: int = 0
+    rows: dict[str, list[list[float]]] = field(default_factory=dict)
+    initial: dict[str, list[float]] = field(default_factory=dict)
+    step: int = 0
+    seconds: list[float] = field(default_factory=list)
+
+
+def batches(
+    data: ImageSet,
+    num_steps: int,
+    batch_size: int,
+    chunk_batches: int,
+    transform: ImageTransform,
+    generator: torch.Generator,
+    device: torch.device,
+    experience_id: int,
+) -> Iterator[Batch]:
+    """Yield ``num_steps`` shuffled batches of ``data``, reshuffling after each full pass.
+
+    Examples are gathered and augmented ``chunk_batches`` batches at a time (per-sample random
+    parameters), then sliced into batches without copies.
+    """
+    step = 0
+    chunk = chunk_batches * batch_size
+    while step < num_steps:
+        order = torch.randperm(len(data), generator=generator)
+        for start in range(0, len(order), chunk):
+            index = order[start : start + chunk]
+            x_clean = data.x[index].to(device)
+            y = data.y[index].to(device)
+            x = transform.train(x_clean, generator) if transform.augments else transform.normalize(x_clean)
+            for s in range(0, len(index), batch_size):
+                yield Batch(x[s : s + batch_size], y[s : s + batch_size], x_clean[s : s + batch_size], experience_id)
+                step += 1
+                if step == num_steps:
+                    return
+
+
+def training_data(method: Method, stream: Stream, t: int) -> ImageSet:
+    """The current experience's data, or the union of seen experiences for cumulative methods."""
+    if method.data_scope == "cumulative":
+        return ImageSet.concat([stream[i].train for i in range(t + 1)])
+    return stream[t].train
+
+
+def train_experience(
+    method: Method,
+    experience: Experience,
+    data: ImageSet,
+    cfg: TrainConfig,
+    stream: Stream,
+    logger: RunLogger,
+    generator: torch.Generator,
+    device: torch.device,
+) -> None:
+    """Train ``method`` on one experience: hooks, epochs (or iterations), step logs."""
+    method.train()
+    method.before_experience(experience)
+    steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
+    epochs = [cfg.iters] if cfg.iters is not None else [steps_per_epoch] * cfg.epochs
+    bar = tqdm(
+        total=sum(epochs),
+        desc=f"experience {experience.id + 1}/{len(stream)}",
+        disable=not cfg.progress,
+        mininterval=0.5,
+        leave=False,
+    )
+    for epoch, num_steps in enumerate(epochs):
+        for batch in batches(
+            data, num_steps, cfg.batch_size, cfg.chunk_batches, stream.transform, generator, device, experience.id
+        ):
+            logger.step(method.observe(batch), experience.id, epoch)
+            bar.update(1)
+        logger.flush(experience.id, epoch)
+        method.after_epoch(experience, epoch)
+    bar.close()
+    method.after_experience(experience)
+
+
+def fit(
+    method: Method,
+    stream: Stream,
+    cfg: TrainConfig,
+    evaluator: Evaluator,
+    logger: RunLogger,
+    generator: torch.Generator,
+    state: FitState | None = None,
+    on_boundary: Callable[[FitState], None] | None = None,
+) -> FitState:
+    """Train ``method`` on ``stream`` from ``state`` (or the start), evaluating after each experience.
+
+    Args:
+        method: The method to train.
+        stream: The experiences, in order.
+        cfg: Loop settings.
+        evaluator: Computes accuracy rows.
+        logger: Receives step logs and evaluation rows.
+        generator: The run's random generator (data order, augmentation).
+        state: Progress to resume from; ``None`` starts fresh.
+        on_boundary: Called with the new state after each experience (checkpointing).
+
+    Returns:
+        The final state, whose rows form the accuracy matrices.
+    """
+    device = evaluator.device
+    state = state or FitState()
+    if state.next_experience == 0 and not state.initial:
+        initial = evaluator.evaluate(method) if cfg.evaluate_future else {}
+        state = dataclasses.replace(state, initial={p: list(v) for p, v in initial.items()})
+    for t in range(state.next_experience, len(stream)):
+        experience = stream[t]
+        started = time.perf_counter()
+        logger.global_step = state.step
+        data = training_data(method, stream, t)
+        train_experience(method, experience, data, cfg, stream, logger, generator, device)
+        seconds = time.perf_counter() - started
+        row = evaluator.evaluate(method, None if cfg.evaluate_future else t)
+        rows = {p: [*state.rows.get(p, []), values] for p, values in row.items()}
+        state = FitState(t + 1, rows, state.initial, logger.global_step, [*state.seconds, seconds])
+        logger.evaluation(t, row, seconds)
+        if on_boundary is not None:
+            on_boundary(state)
+    return state
