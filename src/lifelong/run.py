@@ -50,12 +50,18 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build(cfg: RunConfig) -> Built:
-    """Seed, build the stream, the backbone, the method and the evaluator."""
+def build(cfg: RunConfig, stream: Stream | None = None) -> Built:
+    """Seed, build the stream (unless given), the backbone, the method and the evaluator.
+
+    Args:
+        cfg: The run configuration.
+        stream: A stream built by the caller (for example from their own tensors); when given,
+            ``cfg.dataset`` is not used.
+    """
     method_cls = METHODS.get(cfg.method_name)
     device = resolve_device(cfg.device)
     generator = seed_everything(cfg.seed)
-    stream = build_stream(cfg.dataset, cfg.seed)
+    stream = stream if stream is not None else build_stream(cfg.dataset, cfg.seed)
     if stream.setting not in method_cls.supported_settings:
         supported = ", ".join(sorted(method_cls.supported_settings))
         raise ConfigError(
