@@ -111,15 +111,25 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--presets", nargs="+", default=list(DEFAULT_PRESETS))
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
-    parser.add_argument("--jobs", type=int, default=2, help="parallel worker processes (1 thread each)")
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="parallel worker processes (1 thread each)"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/der_table"))
     args = parser.parse_args()
-    jobs = [(d, p, s, args.data_root, args.out) for d in args.datasets for p in args.presets for s in args.seeds]
+    jobs = [
+        (d, p, s, args.data_root, args.out)
+        for d in args.datasets
+        for p in args.presets
+        for s in args.seeds
+    ]
     rows = []
     with ProcessPoolExecutor(args.jobs) as pool:
         for row in pool.map(run_one, jobs):
             rows.append(row)
-            print(f"{row[0]:<11} {row[1]:<10} seed {row[2]}: {row[3]:6.2f}%  ({row[4]:.0f}s)", flush=True)
+            print(
+                f"{row[0]:<11} {row[1]:<10} seed {row[2]}: {row[3]:6.2f}%  ({row[4]:.0f}s)",
+                flush=True,
+            )
     markdown = table(rows, tuple(args.presets))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(markdown + "\n")

@@ -31,15 +31,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from lifelong.checkpoint import save_checkpoint
 from lifelong.config import RunConfig, merge, resolve
+from lifelong.data.catalog import CIFAR10
 from lifelong.data.scenarios import SCENARIOS
 from lifelong.data.stream import Experience, Stream
 from lifelong.data.tensors import ImageSet
-from lifelong.data.catalog import CIFAR10
 from lifelong.presets import load_preset
 from lifelong.results import results_dict, write_results
 from lifelong.run import CHECKPOINT, Built, build
-from lifelong.checkpoint import save_checkpoint
 from lifelong.run_logger import RunLogger
 from lifelong.seed import rng_state
 from lifelong.train import FitState, fit
@@ -50,12 +50,27 @@ def end_to_end(cfg: RunConfig, built: Built, run_dir: Path) -> tuple[float, int]
     logger = RunLogger(run_dir, cfg.train.log_every, tensorboard=True)
 
     def on_boundary(state: FitState) -> None:
-        payload = {"method": built.method.state_dict(), "rng": rng_state(built.generator), "state": dataclasses.asdict(state)}
+        payload = {
+            "method": built.method.state_dict(),
+            "rng": rng_state(built.generator),
+            "state": dataclasses.asdict(state),
+        }
         save_checkpoint(run_dir / CHECKPOINT, payload)
-        write_results(run_dir / "results.json", results_dict(state, len(built.stream), cfg.to_raw()))
+        write_results(
+            run_dir / "results.json", results_dict(state, len(built.stream), cfg.to_raw())
+        )
 
     start = time.perf_counter()
-    state = fit(built.method, built.stream, cfg.train, built.evaluator, logger, built.generator, None, on_boundary)
+    state = fit(
+        built.method,
+        built.stream,
+        cfg.train,
+        built.evaluator,
+        logger,
+        built.generator,
+        None,
+        on_boundary,
+    )
     seconds = time.perf_counter() - start
     logger.close()
     return seconds, state.step
@@ -81,16 +96,20 @@ def compute_floor(cfg: RunConfig, stream: Stream, steps: int, rows: int) -> floa
 
 
 def synthetic_cifar_stream(per_class: int, seed: int) -> Stream:
-    """CIFAR-10-shaped random data: 5 experiences x 2 classes, 3x32x32 uint8, crop+flip augmentation."""
+    """CIFAR-10-shaped random data: 5 experiences x 2 classes, 3x32x32 uint8, crop + flip."""
     generator = torch.Generator().manual_seed(seed)
     experiences = []
     for t in range(5):
         classes = (2 * t, 2 * t + 1)
         y = torch.tensor(classes).repeat_interleave(per_class)
-        train = ImageSet(torch.randint(0, 256, (len(y), 3, 32, 32), generator=generator, dtype=torch.uint8), y)
+        train = ImageSet(
+            torch.randint(0, 256, (len(y), 3, 32, 32), generator=generator, dtype=torch.uint8), y
+        )
         test = ImageSet(train.x[: len(y) // 4].clone(), y[: len(y) // 4].clone())
         experiences.append(Experience(t, classes, train, test))
-    return Stream("cifar10-shaped", tuple(experiences), 10, "class-il", CIFAR10, tuple(map(str, range(10))))
+    return Stream(
+        "cifar10-shaped", tuple(experiences), 10, "class-il", CIFAR10, tuple(map(str, range(10)))
+    )
 
 
 def measure(name: str, cfg: RunConfig, stream: Stream | None, repeats: int) -> dict[str, object]:
@@ -130,7 +149,13 @@ def cifar_config(steps_per_experience: int) -> RunConfig:
         "method": {"name": "er", "lr": 0.1, "buffer_size": 200, "minibatch_size": 32},
         "dataset": {"name": "seq-digits"},
         "backbone": {"name": "resnet18"},
-        "train": {"epochs": 1, "iters": steps_per_experience, "batch_size": 32, "progress": False, "log_every": 10},
+        "train": {
+            "epochs": 1,
+            "iters": steps_per_experience,
+            "batch_size": 32,
+            "progress": False,
+            "log_every": 10,
+        },
     }
     return resolve(raw)
 
@@ -146,18 +171,38 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = [measure("ER seq-mnist MLP (batch 10 + replay 10)", mnist_config(args.data_root), None, args.repeats)]
+    rows = [
+        measure(
+            "ER seq-mnist MLP (batch 10 + replay 10)",
+            mnist_config(args.data_root),
+            None,
+            args.repeats,
+        )
+    ]
     if not args.skip_resnet:
         cfg = cifar_config(args.resnet_steps)
-        rows.append(measure("ER ResNet-18 CIFAR-10-shaped (batch 32 + replay 32)", cfg, synthetic_cifar_stream(50, 0), args.repeats))
-    machine = f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}, {torch.get_num_threads()} threads"
+        rows.append(
+            measure(
+                "ER ResNet-18 CIFAR-10-shaped (batch 32 + replay 32)",
+                cfg,
+                synthetic_cifar_stream(50, 0),
+                args.repeats,
+            )
+        )
+    threads = torch.get_num_threads()
+    machine = (
+        f"{platform.machine()} {platform.processor()} torch {torch.__version__}, {threads} threads"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
     print(f"machine: {machine}")
     print("| workload | steps | end-to-end (s) | floor (s) | ratio |")
     print("|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['workload']} | {row['steps']} | {row['end_to_end_s']} | {row['floor_s']} | {row['ratio']} |")
+        print(
+            f"| {row['workload']} | {row['steps']} | {row['end_to_end_s']} | "
+            f"{row['floor_s']} | {row['ratio']} |"
+        )
 
 
 if __name__ == "__main__":

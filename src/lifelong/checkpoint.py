@@ -14,7 +14,7 @@ from lifelong.errors import RunDirError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and a rename, so readers never see half a file."""
+    """Write ``data`` to ``path`` via a temporary file and a rename; readers never see half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -48,12 +48,20 @@ def _add_run_parser(sub: Any) -> None:
     run.add_argument("--preset", help="a preset name (see `lifelong list presets`), or 'none'")
     run.add_argument("--config", type=Path, help="a YAML config file (like a run's config.yaml)")
     run.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="any config field, e.g. train.log_every=10"
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any config field, e.g. train.log_every=10",
     )
-    run.add_argument("--run-dir", "--run_dir", type=Path, help="output folder (default runs/DATASET/METHOD-TIME)")
+    run.add_argument(
+        "--run-dir", "--run_dir", type=Path, help="output folder (default runs/DATASET/METHOD-TIME)"
+    )
     run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    run.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard events")
+    run.add_argument(
+        "--no-tensorboard", action="store_true", help="do not write TensorBoard events"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,8 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run_parser(sub)
-    listing = sub.add_parser("list", help="show methods, datasets, backbones, presets and their fields")
-    listing.add_argument("what", nargs="?", default="all", choices=["all", "methods", "datasets", "backbones", "presets", "train"])
+    listing = sub.add_parser(
+        "list", help="show methods, datasets, backbones, presets and their fields"
+    )
+    listing.add_argument(
+        "what",
+        nargs="?",
+        default="all",
+        choices=["all", "methods", "datasets", "backbones", "presets", "train"],
+    )
     report = sub.add_parser("report", help="print a run's tables and write its plots")
     report.add_argument("run_dir", type=Path)
     return parser
@@ -138,7 +153,9 @@ def command_run(args: argparse.Namespace) -> int:
     if args.no_progress:
         cfg = _without_progress(cfg)
     log.info("run directory: %s", run_dir)
-    results = execute(cfg, run_dir, resume=args.resume is not None, tensorboard=not args.no_tensorboard)
+    results = execute(
+        cfg, run_dir, resume=args.resume is not None, tensorboard=not args.no_tensorboard
+    )
     sys.stdout.write(full_report(results))
     sys.stdout.write(f"\nrun directory: {run_dir}\n")
     return 0
@@ -170,7 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+        logging.basicConfig(
+            level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s"
+        )
     try:
         if args.command == "run":
             return command_run(args)

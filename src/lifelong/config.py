@@ -81,20 +81,32 @@ def section_classes(raw: Raw) -> dict[str, type[Any]]:
 
 
 def qualify(key: str, raw: Raw) -> str:
-    """Turn a bare ``--set`` key (``alpha``) into ``section.key`` when exactly one section has it."""
+    """Turn a bare ``--set`` key (``alpha``) into ``section.key`` when one section has it."""
     if "." in key or key in TOP_LEVEL:
         return key
     if key == "name":
         raise ConfigError("`name` is ambiguous: write method.name, dataset.name or backbone.name")
     owners = [
-        s for s, cls in section_classes(raw).items() if key in {f.name for f in dataclasses.fields(cls)}
+        s
+        for s, cls in section_classes(raw).items()
+        if key in {f.name for f in dataclasses.fields(cls)}
     ]
     if len(owners) == 1:
         return f"{owners[0]}.{key}"
     if len(owners) > 1:
-        raise ConfigError(f"key {key!r} is ambiguous: write one of {', '.join(f'{o}.{key}' for o in owners)}")
-    known = [f"{s}.{f.name}" for s, c in section_classes(raw).items() for f in dataclasses.fields(c)]
-    raise ConfigError(f"unknown config key {key!r}{_suggest(key, known)}")
+        raise ConfigError(
+            f"key {key!r} is ambiguous: write one of {', '.join(f'{o}.{key}' for o in owners)}"
+        )
+    qualified = {
+        f.name: f"{s}.{f.name}"
+        for s, c in section_classes(raw).items()
+        for f in dataclasses.fields(c)
+    }
+    close = difflib.get_close_matches(key, list(qualified), n=2, cutoff=0.6)
+    hint = f": did you mean {' or '.join(repr(qualified[c]) for c in close)}?" if close else ""
+    raise ConfigError(
+        f"unknown config key {key!r}{hint} (write SECTION.KEY; `lifelong list` shows every field)"
+    )
 
 
 def set_key(raw: Raw, dotted: str, value: Any) -> Raw:
@@ -174,7 +186,10 @@ def resolve(raw: Raw, preset: str | None = None) -> RunConfig:
     values["dataset"]["name"] = raw.get("dataset", {}).get("name", "seq-digits")
     SCENARIOS.get(values["dataset"]["name"])
     typed = {s: build_section(classes[s], values[s], s) for s in SECTIONS}
-    top = {k: coerce(raw.get(k, default), t, k) for k, t, default in (("seed", int, 0), ("device", str, "cpu"))}
+    top = {
+        k: coerce(raw.get(k, default), t, k)
+        for k, t, default in (("seed", int, 0), ("device", str, "cpu"))
+    }
     return RunConfig(
         method_name=raw.get("method", {}).get("name", "er"),
         method=typed["method"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import itertools
 import textwrap
 from typing import Any
 
@@ -16,7 +17,7 @@ from lifelong.train import TrainConfig
 
 
 def field_docs(cls: type[Any]) -> dict[str, str]:
-    """The attribute docstrings (the string literal under each field) of a dataclass and its bases."""
+    """The attribute docstrings (the string under each field) of a dataclass and its bases."""
     docs: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
         if not dataclasses.is_dataclass(klass):
@@ -26,7 +27,7 @@ def field_docs(cls: type[Any]) -> dict[str, str]:
         except (OSError, TypeError):
             continue
         body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-        for node, following in zip(body, body[1:], strict=False):
+        for node, following in itertools.pairwise(body):
             if (
                 isinstance(node, ast.AnnAssign)
                 and isinstance(node.target, ast.Name)

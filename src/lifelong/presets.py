@@ -15,7 +15,9 @@ PRESET_DIR = Path(__file__).resolve().parent / "presets"
 
 def preset_names() -> list[str]:
     """All preset names, ``<dataset>/<name>``, sorted."""
-    return sorted(p.relative_to(PRESET_DIR).with_suffix("").as_posix() for p in PRESET_DIR.rglob("*.yaml"))
+    return sorted(
+        p.relative_to(PRESET_DIR).with_suffix("").as_posix() for p in PRESET_DIR.rglob("*.yaml")
+    )
 
 
 def preset_path(name: str) -> Path:

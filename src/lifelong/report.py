@@ -50,7 +50,8 @@ def full_report(results: dict[str, Any]) -> str:
     """Summary table plus every accuracy matrix."""
     config = results.get("config", {})
     title = (
-        f"{config.get('method', {}).get('name', '?')} on {config.get('dataset', {}).get('name', '?')}"
+        f"{config.get('method', {}).get('name', '?')} on "
+        f"{config.get('dataset', {}).get('name', '?')}"
         f" — {results['experiences_trained']}/{results['num_experiences']} experiences, "
         f"{sum(results['train_seconds']):.1f}s training"
     )
@@ -77,7 +78,15 @@ def write_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
                 for j in range(n):
                     if not np.isnan(matrix[i, j]):
                         color = "white" if matrix[i, j] < 60 else "black"
-                        ax.text(j, i, f"{matrix[i, j]:.0f}", ha="center", va="center", fontsize=8, color=color)
+                        ax.text(
+                            j,
+                            i,
+                            f"{matrix[i, j]:.0f}",
+                            ha="center",
+                            va="center",
+                            fontsize=8,
+                            color=color,
+                        )
         ax.set_title(protocol)
         ax.set_xlabel("tested experience")
         ax.set_ylabel("after training experience")

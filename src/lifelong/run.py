@@ -70,13 +70,22 @@ def build(cfg: RunConfig, stream: Stream | None = None) -> Built:
         )
     spec = BACKBONES.get(cfg.backbone_name)
     backbone = spec.build(cfg.backbone, stream.image_shape, stream.num_classes)
-    ctx = MethodContext(backbone, stream.num_classes, stream.image_shape, stream.transform, device, generator)
+    ctx = MethodContext(
+        backbone, stream.num_classes, stream.image_shape, stream.transform, device, generator
+    )
     method = method_cls(cfg.method, ctx)
     return Built(stream, method, Evaluator(stream, cfg.train.eval_batch_size, device), generator)
 
 
-def prepare_run_dir(run_dir: Path) -> None:
-    """Create ``run_dir`` and check it is writable (clear error otherwise)."""
+def prepare_run_dir(run_dir: Path, resume: bool) -> None:
+    """Create ``run_dir`` and check it is writable; refuse to start over an earlier run."""
+    if not resume and any(
+        (run_dir / name).exists() for name in ("config.yaml", CHECKPOINT, "results.json")
+    ):
+        raise RunDirError(
+            f"run directory {run_dir} already holds a run: continue it with --resume {run_dir} "
+            "or choose another --run-dir"
+        )
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -84,19 +93,24 @@ def prepare_run_dir(run_dir: Path) -> None:
         probe.unlink()
     except OSError as err:
         raise RunDirError(
-            f"cannot write to output folder {run_dir} ({err.strerror}): choose another with --run-dir"
+            f"cannot write to output folder {run_dir} ({err.strerror}): "
+            "choose another with --run-dir"
         ) from err
 
 
-def execute(cfg: RunConfig, run_dir: Path, resume: bool = False, tensorboard: bool = True) -> dict[str, Any]:
-    """Train ``cfg`` into ``run_dir`` (resuming from its checkpoint when asked); return the results."""
-    prepare_run_dir(run_dir)
+def execute(
+    cfg: RunConfig, run_dir: Path, resume: bool = False, tensorboard: bool = True
+) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_dir`` (resuming from its checkpoint if asked); return results."""
+    prepare_run_dir(run_dir, resume)
     built = build(cfg)
     state = FitState()
     if resume:
         state = restore(built, run_dir / CHECKPOINT)
         truncate_metrics(run_dir / "metrics.jsonl", state.step, state.next_experience)
-        log.info("resuming %s at experience %d/%d", run_dir, state.next_experience + 1, len(built.stream))
+        log.info(
+            "resuming %s at experience %d/%d", run_dir, state.next_experience + 1, len(built.stream)
+        )
     else:
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_raw(), sort_keys=False))
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
@@ -112,10 +126,21 @@ def execute(cfg: RunConfig, run_dir: Path, resume: bool = False, tensorboard: bo
             "state": dataclasses.asdict(new_state),
         }
         save_checkpoint(run_dir / CHECKPOINT, payload)
-        write_results(run_dir / "results.json", results_dict(new_state, len(built.stream), raw_config))
+        write_results(
+            run_dir / "results.json", results_dict(new_state, len(built.stream), raw_config)
+        )
 
     try:
-        state = fit(built.method, built.stream, cfg.train, built.evaluator, logger, built.generator, state, on_boundary)
+        state = fit(
+            built.method,
+            built.stream,
+            cfg.train,
+            built.evaluator,
+            logger,
+            built.generator,
+            state,
+            on_boundary,
+        )
     finally:
         logger.close()
     results = results_dict(state, len(built.stream), raw_config)
@@ -127,9 +152,16 @@ def execute(cfg: RunConfig, run_dir: Path, resume: bool = False, tensorboard: bo
 def restore(built: Built, path: Path) -> FitState:
     """Load a checkpoint into the built method and generator; return the saved progress."""
     payload = load_checkpoint(path)
-    built.method.load_state_dict(payload["method"])
-    restore_rng_state(built.generator, payload["rng"])
-    return FitState(**payload["state"])
+    try:
+        built.method.load_state_dict(payload["method"])
+        restore_rng_state(built.generator, payload["rng"])
+        return FitState(**payload["state"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise RunDirError(
+            f"checkpoint {path} does not match the run's config.yaml ({first}); "
+            "start the run again without --resume"
+        ) from err
 
 
 def load_run_config(run_dir: Path) -> RunConfig:

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 class RunLogger:
-    """Accumulates step outputs without synchronising, and writes averages every ``log_every`` steps.
+    """Accumulates step outputs without synchronising; writes averages every ``log_every`` steps.
 
     Every flush checks the averaged loss: a NaN or infinite loss stops the run with
     :class:`NonFiniteLossError` before anything (such as a checkpoint) is overwritten.
@@ -41,7 +41,9 @@ class RunLogger:
         if self._writer is None and self._tensorboard and self.run_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.global_step)
+            self._writer = SummaryWriter(
+                str(self.run_dir / "tensorboard"), purge_step=self.global_step
+            )
         return self._writer
 
     def step(self, out: StepOutput, experience: int, epoch: int) -> None:
@@ -57,14 +59,23 @@ class RunLogger:
             return
         names = sorted({name for out in self._pending for name in out.terms})
         losses = torch.stack([out.loss.float() for out in self._pending]).mean()
-        terms = [torch.stack([o.terms[n].float() for o in self._pending if n in o.terms]).mean() for n in names]
+        terms = [
+            torch.stack([o.terms[n].float() for o in self._pending if n in o.terms]).mean()
+            for n in names
+        ]
         values = torch.stack([losses, *terms]).tolist()
         self._pending.clear()
-        record = {"step": self.global_step, "experience": experience, "epoch": epoch, "loss": values[0]}
+        record = {
+            "step": self.global_step,
+            "experience": experience,
+            "epoch": epoch,
+            "loss": values[0],
+        }
         record.update(zip(names, values[1:], strict=True))
         if not math.isfinite(values[0]):
             raise NonFiniteLossError(
-                f"the loss became {values[0]} at step {self.global_step} (experience {experience}): "
+                f"the loss became {values[0]} at step {self.global_step} "
+                f"(experience {experience}): "
                 "lower the learning rate (--lr) or check the inputs; the last checkpoint is kept"
             )
         self._write({"kind": "step", **record})
@@ -78,7 +89,9 @@ class RunLogger:
         trained = {p: [v for v in values[: experience + 1]] for p, values in row.items()}
         means = {p: sum(v) / len(v) for p, v in trained.items()}
         summary = ", ".join(f"{p} {m:.2f}" for p, m in means.items())
-        log.info("after experience %d: average accuracy %s (%.1fs)", experience + 1, summary, seconds)
+        log.info(
+            "after experience %d: average accuracy %s (%.1fs)", experience + 1, summary, seconds
+        )
         self._write({"kind": "eval", "experience": experience, "accuracy": row, "seconds": seconds})
         writer = self._tb()
         if writer is not None:
@@ -100,7 +113,7 @@ class RunLogger:
 
 
 def truncate_metrics(path: Path, step: int, next_experience: int) -> None:
-    """Drop records written after a checkpoint (steps past ``step``, evaluations from ``next_experience``)."""
+    """Drop records written after a checkpoint: steps past ``step``, later evaluations."""
     if not path.exists():
         return
     kept = []

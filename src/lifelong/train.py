@@ -100,9 +100,18 @@ def batches(
             index = order[start : start + chunk]
             x_clean = data.x[index].to(device)
             y = data.y[index].to(device)
-            x = transform.train(x_clean, generator) if transform.augments else transform.normalize(x_clean)
+            x = (
+                transform.train(x_clean, generator)
+                if transform.augments
+                else transform.normalize(x_clean)
+            )
             for s in range(0, len(index), batch_size):
-                yield Batch(x[s : s + batch_size], y[s : s + batch_size], x_clean[s : s + batch_size], experience_id)
+                yield Batch(
+                    x[s : s + batch_size],
+                    y[s : s + batch_size],
+                    x_clean[s : s + batch_size],
+                    experience_id,
+                )
                 step += 1
                 if step == num_steps:
                     return
@@ -139,7 +148,14 @@ def train_experience(
     )
     for epoch, num_steps in enumerate(epochs):
         for batch in batches(
-            data, num_steps, cfg.batch_size, cfg.chunk_batches, stream.transform, generator, device, experience.id
+            data,
+            num_steps,
+            cfg.batch_size,
+            cfg.chunk_batches,
+            stream.transform,
+            generator,
+            device,
+            experience.id,
         ):
             logger.step(method.observe(batch), experience.id, epoch)
             bar.update(1)
@@ -159,7 +175,7 @@ def fit(
     state: FitState | None = None,
     on_boundary: Callable[[FitState], None] | None = None,
 ) -> FitState:
-    """Train ``method`` on ``stream`` from ``state`` (or the start), evaluating after each experience.
+    """Train ``method`` on ``stream`` from ``state`` (or the start), evaluating after each one.
 
     Args:
         method: The method to train.

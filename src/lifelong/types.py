@@ -39,7 +39,7 @@ class StepOutput:
 
     Attributes:
         loss: The scalar total loss (detached) that was optimised.
-        terms: Named, detached scalar loss terms for the logger (e.g. ``{"ce": ..., "replay": ...}``).
+        terms: Named, detached scalar loss terms for the logger (e.g. ``{"ce": ...}``).
     """
 
     loss: torch.Tensor

@@ -117,7 +117,7 @@ def test_buffer_add_len_and_stored_values() -> None:
 
 
 def test_buffer_writes_follow_the_sequential_reservoir_order() -> None:
-    """Duplicated slots inside one batch: the buffer must hold what the sequential algorithm holds."""
+    """Slots drawn twice in one batch: the buffer holds what the sequential algorithm holds."""
     buffer = _buffer(capacity=5, seed=3)
     reference = np.full(5, -1, dtype=np.int64)
     rng = np.random.default_rng()

@@ -52,5 +52,7 @@ class MLP(Backbone):
 
 BACKBONES.add(
     "mlp",
-    BackboneSpec(MLPConfig, MLP, "fully connected, 2 x 100 hidden units by default (MNIST-like data)"),
+    BackboneSpec(
+        MLPConfig, MLP, "fully connected, 2 x 100 hidden units by default (MNIST-like data)"
+    ),
 )

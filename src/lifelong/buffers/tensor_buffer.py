@@ -62,20 +62,30 @@ class TensorBuffer(nn.Module):
         keep = np.flatnonzero(slots >= 0)
         if keep.size == 0:
             return
+        if keep.size > 1:
+            # When two items draw one slot the later wins, as in the sequential algorithm;
+            # drop the earlier one so the scatter below has no repeated index (undefined on GPU).
+            _, last_from_end = np.unique(slots[keep][::-1], return_index=True)
+            keep = np.sort(keep[keep.size - 1 - last_from_end])
         target = torch.from_numpy(slots[keep])
         source = torch.from_numpy(keep)
         for name in self.field_names:
             store = self.field(name)
             store[target.to(store.device)] = items[name][source.to(store.device)].to(store.dtype)
 
-    def sample(self, n: int) -> dict[str, torch.Tensor]:
-        """Draw ``min(n, len(self))`` distinct stored items uniformly at random."""
+    def sample(self, n: int, fields: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        """Draw ``min(n, len(self))`` distinct stored items uniformly at random.
+
+        Args:
+            n: Number of items wanted.
+            fields: Which fields to return (all when None).
+        """
         size = len(self)
         if size == 0:
             raise RuntimeError("sample() on an empty buffer")
         index = torch.from_numpy(self._rng.choice(size, min(n, size), replace=False))
         index = index.to(self.field(self.field_names[0]).device)
-        return {name: self.field(name)[index] for name in self.field_names}
+        return {name: self.field(name)[index] for name in fields or self.field_names}
 
     def get_extra_state(self) -> dict[str, Any]:
         """The insertion counter and the generator state, for checkpoints."""

@@ -1,9 +1,9 @@
 """MNIST-family and scikit-learn digits loaders.
 
 MNIST and Fashion-MNIST are read from torchvision's on-disk layout (``<root>/MNIST/raw`` or
-``<root>/FashionMNIST/raw``), either the ``.gz`` files as downloaded or the unpacked IDX files, without
-writing anything next to them (so a read-only copy works). ``download=True`` asks torchvision to
-fetch the files first, for users with internet.
+``<root>/FashionMNIST/raw``), either the ``.gz`` files as downloaded or the unpacked IDX files,
+without writing anything next to them (so a read-only copy works). ``download=True`` asks
+torchvision to fetch the files first, for users with internet.
 """
 
 from __future__ import annotations

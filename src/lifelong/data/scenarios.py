@@ -14,9 +14,8 @@ from typing import Any
 
 import torch
 
-from lifelong.data.stream import Experience, Setting, Stream
+from lifelong.data.stream import Experience, Stream
 from lifelong.data.tensors import ImageSet, TrainTest
-from lifelong.data.transforms import ImageTransform
 from lifelong.errors import ConfigError
 from lifelong.registry import Registry
 
@@ -73,7 +72,7 @@ def class_order(num_classes: int, shuffle: bool, seed: int) -> list[int]:
 def split_by_classes(
     data: TrainTest, classes_per_experience: int, order: list[int]
 ) -> tuple[Experience, ...]:
-    """Partition ``data`` into experiences of ``classes_per_experience`` consecutive classes of ``order``.
+    """Split ``data`` into experiences of ``classes_per_experience`` classes in ``order``.
 
     Trailing classes that do not fill a whole experience are dropped (and logged).
     """
@@ -84,12 +83,15 @@ def split_by_classes(
             "lower dataset.classes_per_experience"
         )
     if n * classes_per_experience < len(order):
-        log.warning("dropping %d classes that do not fill an experience", len(order) % n)
+        dropped = len(order) - n * classes_per_experience
+        log.warning("dropping %d classes that do not fill an experience", dropped)
     experiences = []
     for t in range(n):
         classes = tuple(order[t * classes_per_experience : (t + 1) * classes_per_experience])
         experiences.append(
-            Experience(t, classes, data.train.with_classes(classes), data.test.with_classes(classes))
+            Experience(
+                t, classes, data.train.with_classes(classes), data.test.with_classes(classes)
+            )
         )
     return tuple(experiences)
 
@@ -101,10 +103,10 @@ def permute_pixels(images: torch.Tensor, permutation: torch.Tensor) -> torch.Ten
 
 
 def rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
-    """Rotate uint8 images by ``degrees`` counter-clockwise about the centre (bilinear, zero fill)."""
+    """Rotate uint8 images ``degrees`` counter-clockwise about the centre (bilinear, zero fill)."""
     theta = math.radians(degrees)
     cos, sin = math.cos(theta), math.sin(theta)
-    matrix = torch.tensor([[cos, sin, 0.0], [-sin, cos, 0.0]]).expand(images.shape[0], 2, 3)
+    matrix = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]]).expand(images.shape[0], 2, 3)
     grid = torch.nn.functional.affine_grid(matrix, list(images.shape), align_corners=False)
     out = torch.nn.functional.grid_sample(images.float(), grid, align_corners=False)
     return out.round().clamp(0, 255).to(torch.uint8)
@@ -123,7 +125,9 @@ def transformed_experiences(
     experiences = []
     for t in range(n):
         if kind == "permute":
-            perm = torch.randperm(data.train.x[0].numel() // data.train.x.shape[1], generator=generator)
+            perm = torch.randperm(
+                data.train.x[0].numel() // data.train.x.shape[1], generator=generator
+            )
             train_x, test_x = permute_pixels(data.train.x, perm), permute_pixels(data.test.x, perm)
         else:
             angle = float(torch.rand(1, generator=generator)) * 180.0

@@ -21,7 +21,9 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         if self.x.dtype != torch.uint8 or self.x.dim() != 4:
-            raise DataError(f"images must be uint8 (N, C, H, W), got {self.x.dtype} {tuple(self.x.shape)}")
+            raise DataError(
+                f"images must be uint8 (N, C, H, W), got {self.x.dtype} {tuple(self.x.shape)}"
+            )
         if self.y.dtype != torch.int64 or self.y.shape != (self.x.shape[0],):
             raise DataError(
                 f"labels must be int64 of shape ({self.x.shape[0]},), got {self.y.dtype} "

@@ -7,13 +7,13 @@ decision for every image, vectorised over the batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 
 def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
-    """Zero-pad by ``padding`` pixels and crop back to the original size at a random offset per image.
+    """Zero-pad by ``padding`` pixels and crop back to the input size at a random offset per image.
 
     Args:
         x: Images (B, C, H, W) of any dtype.
@@ -54,6 +54,9 @@ class ImageTransform:
     std: tuple[float, ...]
     crop_padding: int = 0
     hflip: bool = False
+    _constants: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def augments(self) -> bool:
@@ -62,9 +65,14 @@ class ImageTransform:
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Scale uint8 images to [0, 1] and normalise per channel (the evaluation transform)."""
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        scale = torch.tensor([1.0 / (255.0 * s) for s in self.std], device=x.device).view(1, -1, 1, 1)
-        return x.float().mul_(scale).sub_(mean * 255.0 * scale)
+        if x.device not in self._constants:
+            scale = torch.tensor([1.0 / (255.0 * s) for s in self.std], device=x.device)
+            shift = torch.tensor(
+                [m / s for m, s in zip(self.mean, self.std, strict=True)], device=x.device
+            )
+            self._constants[x.device] = (scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1))
+        scale, shift = self._constants[x.device]
+        return torch.addcmul(-shift, x.float(), scale)
 
     def train(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment (crop, flip) with per-sample parameters, then normalise."""

@@ -50,7 +50,7 @@ class Evaluator:
                 correct[protocol] += int((scores.argmax(1) == y).sum())
         return {p: 100.0 * c / max(len(test), 1) for p, c in correct.items()}
 
-    def evaluate(self, method: Method, upto: int | None = None) -> dict[Protocol, list[float]]:
+    def evaluate(self, method: Method, upto: int | None = None) -> dict[str, list[float]]:
         """Accuracies on experiences ``0..upto`` (all when None); NaN for the rest.
 
         The method is put in eval mode for the evaluation and restored afterwards.
@@ -58,7 +58,7 @@ class Evaluator:
         was_training = method.training
         method.eval()
         last = len(self.stream) - 1 if upto is None else upto
-        rows: dict[Protocol, list[float]] = {p: [] for p in self.stream.protocols}
+        rows: dict[str, list[float]] = {p: [] for p in self.stream.protocols}
         for experience in self.stream:
             accs = (
                 self.accuracy(method, experience)

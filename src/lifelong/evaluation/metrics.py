@@ -26,7 +26,7 @@ def average_accuracy(matrix: np.ndarray) -> float:
 
 
 def average_incremental_accuracy(matrix: np.ndarray) -> float:
-    """Mean over trained rows ``i`` of the average accuracy on experiences ``0..i`` (Rebuffi et al.)."""
+    """Mean over trained rows ``i`` of the average accuracy on experiences ``0..i`` (Rebuffi)."""
     t = _last_row(matrix)
     return float(np.mean([np.mean(matrix[i, : i + 1]) for i in range(t + 1)]))
 

@@ -99,7 +99,7 @@ class Method(nn.Module):
         )
 
     def observe(self, batch: Batch) -> StepOutput:
-        """One training step on ``batch``: forward, every loss term, optimiser step, buffer write."""
+        """One step on ``batch``: forward, every loss term, optimiser step, buffer write."""
         raise NotImplementedError
 
     def before_experience(self, experience: Experience) -> None:

@@ -71,7 +71,7 @@ class DER(Method):
         loss = ce
         terms = {"ce": ce.detach()}
         if len(self.buffer) > 0:
-            replay = self.buffer.sample(self.cfg.minibatch_size)
+            replay = self.buffer.sample(self.cfg.minibatch_size, ("x", "logits"))
             mse = logit_replay_loss(self.net(self.augment(replay["x"])), replay["logits"])
             loss = loss + self.cfg.alpha * mse
             terms["logit_mse"] = mse.detach()

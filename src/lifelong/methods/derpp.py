@@ -50,9 +50,9 @@ class DERpp(Method):
         loss = ce
         terms = {"ce": ce.detach()}
         if len(self.buffer) > 0:
-            first = self.buffer.sample(self.cfg.minibatch_size)
+            first = self.buffer.sample(self.cfg.minibatch_size, ("x", "logits"))
             mse = logit_replay_loss(self.net(self.augment(first["x"])), first["logits"])
-            second = self.buffer.sample(self.cfg.minibatch_size)
+            second = self.buffer.sample(self.cfg.minibatch_size, ("x", "y"))
             replay_ce = F.cross_entropy(self.net(self.augment(second["x"])), second["y"])
             loss = loss + self.cfg.alpha * mse + self.cfg.beta * replay_ce
             terms["logit_mse"] = mse.detach()

@@ -36,7 +36,7 @@ class ER(Method):
         """Minimise CE(f([x; x_buf]), [y; y_buf]), then offer the batch to the buffer."""
         x, y = batch.x, batch.y
         if len(self.buffer) > 0:
-            replay = self.buffer.sample(self.cfg.minibatch_size)
+            replay = self.buffer.sample(self.cfg.minibatch_size, ("x", "y"))
             x = torch.cat([x, self.augment(replay["x"])])
             y = torch.cat([y, replay["y"]])
         self.optimizer.zero_grad(set_to_none=True)

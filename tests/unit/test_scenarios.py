@@ -1,0 +1,307 @@
+"""Scenario builders on synthetic data, the offline digits stream and the MNIST IDX reader."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lifelong.data import mnist
+from lifelong.data.catalog import build_stream
+from lifelong.data.scenarios import (
+    SCENARIOS,
+    DatasetConfig,
+    class_order,
+    rotate,
+    split_by_classes,
+    transformed_experiences,
+)
+from lifelong.data.stream import Experience, Stream
+from lifelong.data.tensors import ImageSet, TrainTest
+from lifelong.data.transforms import ImageTransform
+from lifelong.errors import ConfigError, DataError
+
+NUM_CLASSES = 10
+
+
+def _synthetic(train_per_class: int = 6, test_per_class: int = 3) -> TrainTest:
+    """10 classes of 1x8x8 images; every image is unique and encodes its split index in pixel 0."""
+
+    def part(per_class: int, offset: int) -> ImageSet:
+        n = NUM_CLASSES * per_class
+        g = torch.Generator().manual_seed(offset)
+        x = torch.randint(0, 256, (n, 1, 8, 8), generator=g, dtype=torch.uint8)
+        x[:, 0, 0, 0] = torch.arange(n, dtype=torch.uint8)  # identity of the example
+        y = torch.arange(n) % NUM_CLASSES  # interleaved labels
+        return ImageSet(x, y)
+
+    names = tuple(f"c{i}" for i in range(NUM_CLASSES))
+    return TrainTest(part(train_per_class, 1), part(test_per_class, 2), names)
+
+
+def _ids(images: ImageSet) -> list[int]:
+    return images.x[:, 0, 0, 0].tolist()
+
+
+# ---------------------------------------------------------------------------------------------
+# class-incremental splits
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_split_by_classes_is_a_disjoint_complete_partition(shuffle: bool) -> None:
+    data = _synthetic()
+    order = class_order(NUM_CLASSES, shuffle, seed=3)
+    experiences = split_by_classes(data, 2, order)
+    assert len(experiences) == 5
+    assert [e.id for e in experiences] == list(range(5))
+    assert [c for e in experiences for c in e.classes] == order
+    for split in ("train", "test"):
+        full: ImageSet = getattr(data, split)
+        seen: list[int] = []
+        for experience in experiences:
+            part: ImageSet = getattr(experience, split)
+            assert set(part.y.tolist()) == set(experience.classes)
+            seen += _ids(part)
+            # the images travel with their own labels
+            for i, label in zip(_ids(part), part.y.tolist(), strict=True):
+                assert int(full.y[i]) == label
+                assert torch.equal(full.x[i], part.x[_ids(part).index(i)])
+        assert sorted(seen) == list(range(len(full)))  # each example in exactly one experience
+
+
+def test_class_order_fixed_and_seeded_shuffle() -> None:
+    assert class_order(7, shuffle=False, seed=123) == list(range(7))
+    shuffled = class_order(10, shuffle=True, seed=0)
+    assert sorted(shuffled) == list(range(10))
+    assert shuffled == class_order(10, shuffle=True, seed=0)
+    orders = {tuple(class_order(10, shuffle=True, seed=s)) for s in range(5)}
+    assert len(orders) > 1
+    assert any(order != tuple(range(10)) for order in orders)
+
+
+def test_split_with_too_few_classes_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="classes_per_experience"):
+        split_by_classes(_synthetic(), 11, list(range(NUM_CLASSES)))
+
+
+def test_split_drops_trailing_classes() -> None:
+    experiences = split_by_classes(_synthetic(), 4, list(range(NUM_CLASSES)))
+    assert [e.classes for e in experiences] == [(0, 1, 2, 3), (4, 5, 6, 7)]
+
+
+def test_split_logs_the_number_of_dropped_classes(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="lifelong.data.scenarios"):
+        split_by_classes(_synthetic(), 4, list(range(NUM_CLASSES)))
+    assert "dropping 2 classes" in caplog.text
+
+
+def test_stream_seen_classes_and_protocols() -> None:
+    data = _synthetic()
+    experiences = split_by_classes(data, 2, [9, 8, 1, 0, 5, 4, 3, 2, 7, 6])
+    transform = ImageTransform((0.0,), (1.0,))
+    stream = Stream("synthetic", experiences, NUM_CLASSES, "class-il", transform, data.class_names)
+    assert len(stream) == 5
+    assert stream.image_shape == (1, 8, 8)
+    assert stream.protocols == ("class-il", "task-il")
+    assert stream.seen_classes(0) == (8, 9)
+    assert stream.seen_classes(1) == (0, 1, 8, 9)
+    assert stream.seen_classes(4) == tuple(range(10))
+    assert [e.id for e in stream] == list(range(5))
+    domain = Stream("d", experiences, NUM_CLASSES, "domain-il", transform, data.class_names)
+    assert domain.protocols == ("domain-il",)
+
+
+# ---------------------------------------------------------------------------------------------
+# domain-incremental streams
+
+
+def test_permuted_experiences_apply_one_permutation_per_experience() -> None:
+    data = _synthetic()
+    # make the first training image 0..63 so that its permuted version reveals the permutation
+    x = data.train.x.clone()
+    x[0, 0] = torch.arange(64, dtype=torch.uint8).view(8, 8)
+    data = TrainTest(ImageSet(x, data.train.y), data.test, data.class_names)
+    experiences = transformed_experiences(data, 3, seed=0, kind="permute")
+    assert len(experiences) == 3
+    permutations = []
+    for t, experience in enumerate(experiences):
+        assert experience.id == t
+        assert experience.classes == tuple(range(NUM_CLASSES))
+        assert torch.equal(experience.train.y, data.train.y)
+        assert torch.equal(experience.test.y, data.test.y)
+        perm = experience.train.x[0, 0].flatten().long()
+        assert sorted(perm.tolist()) == list(range(64))
+        permutations.append(perm)
+        for split in ("train", "test"):
+            original: ImageSet = getattr(data, split)
+            permuted: ImageSet = getattr(experience, split)
+            flat = original.x.flatten(1)
+            assert torch.equal(permuted.x.flatten(1), flat[:, perm])  # same permutation for all
+            assert torch.equal(permuted.x.flatten(1).sort(1).values, flat.sort(1).values)
+    assert not torch.equal(permutations[0], permutations[1])
+    assert not torch.equal(permutations[1], permutations[2])
+    # seeded: the same seed gives the same stream
+    again = transformed_experiences(data, 3, seed=0, kind="permute")
+    assert torch.equal(again[2].test.x, experiences[2].test.x)
+
+
+def test_rotate_by_180_flips_both_axes() -> None:
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (4, 1, 8, 8), generator=g, dtype=torch.uint8)
+    rotated = rotate(images, 180.0)
+    assert rotated.dtype == torch.uint8
+    assert rotated.shape == images.shape
+    expected = images.flip(-1).flip(-2)
+    # interior pixels: bilinear sampling at (almost) exact pixel centres
+    diff = (rotated.int() - expected.int())[..., 1:-1, 1:-1].abs()
+    assert int(diff.max()) <= 1
+
+
+def test_rotate_by_zero_is_identity() -> None:
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (2, 1, 8, 8), generator=g, dtype=torch.uint8)
+    assert torch.equal(rotate(images, 0.0), images)
+
+
+def test_rotate_by_90_is_counter_clockwise() -> None:
+    image = torch.zeros(1, 1, 8, 8, dtype=torch.uint8)
+    image[0, 0, 0:2, 6:8] = 200  # top-right corner
+    rotated = rotate(image, 90.0)
+    # counter-clockwise (torch.rot90 from the row axis to the column axis): top-right → top-left
+    assert torch.equal(rotated, torch.rot90(image, 1, (-2, -1)))
+
+
+def test_rotated_experiences_keep_labels_and_change_images() -> None:
+    data = _synthetic()
+    experiences = transformed_experiences(data, 2, seed=0, kind="rotate")
+    assert len(experiences) == 2
+    for experience in experiences:
+        assert torch.equal(experience.train.y, data.train.y)
+        assert torch.equal(experience.test.y, data.test.y)
+        assert experience.train.x.shape == data.train.x.shape
+        assert experience.train.x.dtype == torch.uint8
+        assert not torch.equal(experience.train.x, data.train.x)
+    assert not torch.equal(experiences[0].train.x, experiences[1].train.x)
+
+
+# ---------------------------------------------------------------------------------------------
+# offline digits stream
+
+
+def test_seq_digits_stream() -> None:
+    stream = build_stream(DatasetConfig(name="seq-digits"), seed=0)
+    assert stream.name == "seq-digits"
+    assert len(stream) == 5
+    assert stream.setting == "class-il"
+    assert stream.protocols == ("class-il", "task-il")
+    assert stream.image_shape == (1, 8, 8)
+    assert stream.num_classes == 10
+    assert [e.classes for e in stream] == [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
+    for experience in stream:
+        assert set(experience.train.y.tolist()) == set(experience.classes)
+        assert set(experience.test.y.tolist()) == set(experience.classes)
+    total = sum(len(e.train) + len(e.test) for e in stream)
+    assert total == 1797
+    assert "seq-digits" in SCENARIOS
+
+
+def test_seq_digits_shuffled_classes_follow_the_seed() -> None:
+    stream = build_stream(DatasetConfig(name="seq-digits", shuffle_classes=True), seed=4)
+    order = [c for e in stream for c in e.classes]
+    assert order == class_order(10, shuffle=True, seed=4)
+
+
+def test_load_digits_is_deterministic_and_stratified() -> None:
+    first, second = mnist.load_digits(), mnist.load_digits()
+    assert torch.equal(first.train.x, second.train.x)
+    assert torch.equal(first.test.y, second.test.y)
+    assert first.train.x.dtype == torch.uint8
+    assert int(first.train.x.max()) == 255  # 0..16 rescaled to 0..255
+    assert len(first.train) + len(first.test) == 1797
+    for c in range(10):
+        n_test = int((first.test.y == c).sum())
+        n_total = n_test + int((first.train.y == c).sum())
+        assert abs(n_test - 0.2 * n_total) <= 1
+    # the split shuffles before choosing: the test set is not simply the first examples
+    from sklearn.datasets import load_digits
+
+    raw = np.rint(load_digits().images * (255.0 / 16.0)).astype(np.uint8)
+    first_test = first.test.x[:, 0].numpy()
+    assert not np.array_equal(first_test[:20], raw[:20])
+
+
+# ---------------------------------------------------------------------------------------------
+# MNIST IDX files
+
+
+def _idx_bytes(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim])
+    header += b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def test_read_idx_gz_and_plain(tmp_path: Path) -> None:
+    images = np.arange(3 * 4 * 5, dtype=np.uint8).reshape(3, 4, 5)
+    gz = tmp_path / "train-images-idx3-ubyte.gz"
+    gz.write_bytes(gzip.compress(_idx_bytes(images)))
+    np.testing.assert_array_equal(mnist.read_idx(gz), images)
+    plain = tmp_path / "train-labels-idx1-ubyte"
+    labels = np.array([7, 0, 9], dtype=np.uint8)
+    plain.write_bytes(_idx_bytes(labels))
+    np.testing.assert_array_equal(mnist.read_idx(plain), labels)
+
+
+def test_read_idx_truncated_payload_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    data = _idx_bytes(np.zeros((4, 28, 28), dtype=np.uint8))
+    path.write_bytes(gzip.compress(data[:-100]))
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte\.gz.*truncated"):
+        mnist.read_idx(path)
+
+
+def test_read_idx_truncated_gzip_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    compressed = gzip.compress(_idx_bytes(np.arange(200, dtype=np.uint8)))
+    path.write_bytes(compressed[: len(compressed) // 2])
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz"):
+        mnist.read_idx(path)
+
+
+def test_read_idx_rejects_non_idx_files(tmp_path: Path) -> None:
+    path = tmp_path / "not-idx"
+    path.write_bytes(b"hello world, this is not an IDX file")
+    with pytest.raises(DataError, match="not an IDX"):
+        mnist.read_idx(path)
+
+
+def test_load_mnist_from_idx_files(tmp_path: Path) -> None:
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 12), ("t10k", 5)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        (raw / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(images)))
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(_idx_bytes(labels))
+    data = mnist.load_mnist(str(tmp_path))
+    assert data.train.x.shape == (12, 1, 28, 28)
+    assert data.test.x.shape == (5, 1, 28, 28)
+    assert data.train.y.dtype == torch.int64
+    assert data.train.y.tolist() == [i % 10 for i in range(12)]
+    assert data.num_classes == 10
+
+
+def test_load_mnist_missing_folder_is_a_data_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="MNIST"):
+        mnist.load_mnist(str(tmp_path / "nowhere"))
+
+
+def test_experience_is_immutable() -> None:
+    data = _synthetic()
+    experience = Experience(0, (0, 1), data.train, data.test)
+    with pytest.raises(AttributeError):
+        experience.id = 3  # type: ignore[misc]
