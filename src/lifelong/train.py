@@ -105,13 +105,11 @@ def batches(
                 if transform.augments
                 else transform.normalize(x_clean)
             )
-            for s in range(0, len(index), batch_size):
-                yield Batch(
-                    x[s : s + batch_size],
-                    y[s : s + batch_size],
-                    x_clean[s : s + batch_size],
-                    experience_id,
-                )
+            parts = zip(
+                x.split(batch_size), y.split(batch_size), x_clean.split(batch_size), strict=True
+            )
+            for x_part, y_part, clean_part in parts:
+                yield Batch(x_part, y_part, clean_part, experience_id)
                 step += 1
                 if step == num_steps:
                     return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
+import random
 import torch
 from torch import nn
 
@@ -39,7 +39,7 @@ class TensorBuffer(nn.Module):
             self.register_buffer(name, torch.zeros((capacity, *shape), dtype=dtype))
         self.num_seen = 0
         seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-        self._rng = np.random.default_rng(seed)
+        self._rng = random.Random(seed)
 
     def __len__(self) -> int:
         return min(self.num_seen, self.capacity)
@@ -50,28 +50,32 @@ class TensorBuffer(nn.Module):
         return value
 
     @torch.no_grad()
-    def add(self, items: Mapping[str, torch.Tensor]) -> None:
+    def add(self, items: Mapping[str, torch.Tensor | int]) -> None:
         """Offer a batch of items; reservoir sampling decides which are stored.
 
         Args:
-            items: One tensor per field, all with the same first dimension.
+            items: One value per field: a tensor whose first dimension is the batch size, or
+                an int shared by the whole batch (such as the experience id).
         """
-        batch_size = next(iter(items.values())).shape[0]
+        batch_size = next(v.shape[0] for v in items.values() if isinstance(v, torch.Tensor))
         slots = reservoir_slots(self.num_seen, batch_size, self.capacity, self._rng)
         self.num_seen += batch_size
-        keep = np.flatnonzero(slots >= 0)
-        if keep.size == 0:
+        # slot -> item; a later item drawing the same slot replaces the earlier one, as in the
+        # sequential algorithm, so the scatter below never sees a repeated index.
+        chosen = {slot: item for item, slot in enumerate(slots) if slot >= 0}
+        if not chosen:
             return
-        if keep.size > 1:
-            # When two items draw one slot the later wins, as in the sequential algorithm;
-            # drop the earlier one so the scatter below has no repeated index (undefined on GPU).
-            _, last_from_end = np.unique(slots[keep][::-1], return_index=True)
-            keep = np.sort(keep[keep.size - 1 - last_from_end])
-        target = torch.from_numpy(slots[keep])
-        source = torch.from_numpy(keep)
+        target = torch.tensor(list(chosen))
+        source = torch.tensor(list(chosen.values()))
         for name in self.field_names:
-            store = self.field(name)
-            store[target.to(store.device)] = items[name][source.to(store.device)].to(store.dtype)
+            store = self._buffers[name]
+            assert store is not None
+            value = items[name]
+            if isinstance(value, int):
+                store[target.to(store.device)] = value
+            else:
+                rows = value.index_select(0, source.to(value.device)).to(store.dtype)
+                store.index_copy_(0, target.to(store.device), rows)
 
     def sample(self, n: int, fields: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
         """Draw ``min(n, len(self))`` distinct stored items uniformly at random.
@@ -83,15 +87,18 @@ class TensorBuffer(nn.Module):
         size = len(self)
         if size == 0:
             raise RuntimeError("sample() on an empty buffer")
-        index = torch.from_numpy(self._rng.choice(size, min(n, size), replace=False))
+        index = torch.tensor(self._rng.sample(range(size), min(n, size)))
+        stores = self._buffers
         index = index.to(self.field(self.field_names[0]).device)
-        return {name: self.field(name)[index] for name in fields or self.field_names}
+        return {
+            name: torch.index_select(stores[name], 0, index) for name in fields or self.field_names
+        }
 
     def get_extra_state(self) -> dict[str, Any]:
         """The insertion counter and the generator state, for checkpoints."""
-        return {"num_seen": self.num_seen, "rng": self._rng.bit_generator.state}
+        return {"num_seen": self.num_seen, "rng": self._rng.getstate()}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`get_extra_state` returned."""
         self.num_seen = int(state["num_seen"])
-        self._rng.bit_generator.state = state["rng"]
+        self._rng.setstate(state["rng"])

@@ -59,6 +59,10 @@ class ImageTransform:
     )
 
     @property
+    def _zero_mean(self) -> bool:
+        return not any(self.mean)
+
+    @property
     def augments(self) -> bool:
         """Whether training applies any random augmentation."""
         return self.crop_padding > 0 or self.hflip
@@ -72,7 +76,8 @@ class ImageTransform:
             )
             self._constants[x.device] = (scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1))
         scale, shift = self._constants[x.device]
-        return torch.addcmul(-shift, x.float(), scale)
+        out = torch.mul(x, scale)  # promotes uint8 to float32 in the same kernel
+        return out if self._zero_mean else out.sub_(shift)
 
     def train(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment (crop, flip) with per-sample parameters, then normalise."""

@@ -77,8 +77,12 @@ class DER(Method):
             terms["logit_mse"] = mse.detach()
         loss.backward()
         self.optimizer.step()
-        experience = torch.full_like(batch.y, batch.experience_id)
         self.buffer.add(
-            {"x": batch.x_clean, "y": batch.y, "experience": experience, "logits": logits.detach()}
+            {
+                "x": batch.x_clean,
+                "y": batch.y,
+                "experience": batch.experience_id,
+                "logits": logits.detach(),
+            }
         )
         return StepOutput(loss.detach(), terms)

@@ -59,8 +59,12 @@ class DERpp(Method):
             terms["replay_ce"] = replay_ce.detach()
         loss.backward()
         self.optimizer.step()
-        experience = torch.full_like(batch.y, batch.experience_id)
         self.buffer.add(
-            {"x": batch.x_clean, "y": batch.y, "experience": experience, "logits": logits.detach()}
+            {
+                "x": batch.x_clean,
+                "y": batch.y,
+                "experience": batch.experience_id,
+                "logits": logits.detach(),
+            }
         )
         return StepOutput(loss.detach(), terms)

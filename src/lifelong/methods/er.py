@@ -43,6 +43,5 @@ class ER(Method):
         loss = F.cross_entropy(self.net(x), y)
         loss.backward()
         self.optimizer.step()
-        experience = torch.full_like(batch.y, batch.experience_id)
-        self.buffer.add({"x": batch.x_clean, "y": batch.y, "experience": experience})
+        self.buffer.add({"x": batch.x_clean, "y": batch.y, "experience": batch.experience_id})
         return StepOutput(loss.detach())
