@@ -93,11 +93,13 @@ def batches(
     parameters), then sliced into batches without copies.
     """
     step = 0
-    chunk = chunk_batches * batch_size
     while step < num_steps:
         order = torch.randperm(len(data), generator=generator)
-        for start in range(0, len(order), chunk):
+        start = 0
+        while start < len(order) and step < num_steps:
+            chunk = min(chunk_batches, num_steps - step) * batch_size
             index = order[start : start + chunk]
+            start += chunk
             x_clean = data.x[index].to(device)
             y = data.y[index].to(device)
             x = (
