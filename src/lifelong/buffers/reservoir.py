@@ -5,9 +5,7 @@ from __future__ import annotations
 import random
 
 
-def reservoir_slots(
-    num_seen: int, batch_size: int, capacity: int, rng: random.Random
-) -> list[int]:
+def reservoir_slots(num_seen: int, batch_size: int, capacity: int, rng: random.Random) -> list[int]:
     """Slots where the next ``batch_size`` stream items go under reservoir sampling.
 
     Item number ``n`` (0-based over the whole stream) fills slot ``n`` while the buffer is not
@@ -28,8 +26,10 @@ def reservoir_slots(
         The slot of each item, or -1 if it is dropped. When two items of one batch draw the
         same slot the later one must win, as in the sequential algorithm.
     """
+    uniform = rng.random
     slots = []
     for position in range(num_seen, num_seen + batch_size):
-        slot = position if position < capacity else rng.randrange(position + 1)
+        # int(u * (n + 1)) is uniform on 0..n (exact for n < 2**53, far beyond any stream)
+        slot = position if position < capacity else int(uniform() * (position + 1))
         slots.append(slot if slot < capacity else -1)
     return slots

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import random
 import torch
@@ -13,6 +13,8 @@ from lifelong.buffers.reservoir import reservoir_slots
 from lifelong.errors import ConfigError
 
 FieldSpec = tuple[tuple[int, ...], torch.dtype]
+DRAW_BLOCK = 256
+"""Index rows drawn at once by :meth:`TensorBuffer.sample` once the buffer is full."""
 
 
 class TensorBuffer(nn.Module):
@@ -40,6 +42,8 @@ class TensorBuffer(nn.Module):
         self.num_seen = 0
         seed = int(torch.randint(0, 2**62, (1,), generator=generator))
         self._rng = random.Random(seed)
+        self._block: torch.Tensor | None = None
+        self._block_next = 0
 
     def __len__(self) -> int:
         return min(self.num_seen, self.capacity)
@@ -49,7 +53,6 @@ class TensorBuffer(nn.Module):
         value: torch.Tensor = getattr(self, name)
         return value
 
-    @torch.no_grad()
     def add(self, items: Mapping[str, torch.Tensor | int]) -> None:
         """Offer a batch of items; reservoir sampling decides which are stored.
 
@@ -57,7 +60,11 @@ class TensorBuffer(nn.Module):
             items: One value per field: a tensor whose first dimension is the batch size, or
                 an int shared by the whole batch (such as the experience id).
         """
-        batch_size = next(v.shape[0] for v in items.values() if isinstance(v, torch.Tensor))
+        batch_size = 0
+        for value in items.values():
+            if isinstance(value, torch.Tensor):
+                batch_size = value.shape[0]
+                break
         slots = reservoir_slots(self.num_seen, batch_size, self.capacity, self._rng)
         self.num_seen += batch_size
         # slot -> item; a later item drawing the same slot replaces the earlier one, as in the
@@ -65,8 +72,13 @@ class TensorBuffer(nn.Module):
         chosen = {slot: item for item, slot in enumerate(slots) if slot >= 0}
         if not chosen:
             return
-        target = torch.tensor(list(chosen))
-        source = torch.tensor(list(chosen.values()))
+        with torch.no_grad():
+            self._write(items, torch.tensor(list(chosen)), torch.tensor(list(chosen.values())))
+
+    def _write(
+        self, items: Mapping[str, torch.Tensor | int], target: torch.Tensor, source: torch.Tensor
+    ) -> None:
+        """Copy item rows ``source`` of ``items`` into slots ``target``."""
         for name in self.field_names:
             store = self._buffers[name]
             assert store is not None
@@ -87,18 +99,44 @@ class TensorBuffer(nn.Module):
         size = len(self)
         if size == 0:
             raise RuntimeError("sample() on an empty buffer")
-        index = torch.tensor(self._rng.sample(range(size), min(n, size)))
+        index = self._draw(size, min(n, size))
         stores = self._buffers
-        index = index.to(self.field(self.field_names[0]).device)
         return {
-            name: torch.index_select(stores[name], 0, index) for name in fields or self.field_names
+            name: torch.index_select(cast(torch.Tensor, stores[name]), 0, index)
+            for name in fields or self.field_names
         }
 
+    def _draw(self, size: int, n: int) -> torch.Tensor:
+        """``n`` distinct indices below ``size``, on the buffer's device.
+
+        Once the buffer is full its size no longer changes, so index rows are drawn
+        ``DRAW_BLOCK`` at a time and handed out one per call: the same distribution (each row
+        uniform without replacement, rows independent) for one tensor creation instead of one
+        per training step.
+        """
+        device = cast(torch.Tensor, self._buffers[self.field_names[0]]).device
+        if size < self.capacity:
+            return torch.tensor(self._rng.sample(range(size), n), device=device)
+        if self._block is None or self._block.shape[1] != n or self._block_next == len(self._block):
+            rows = [self._rng.sample(range(size), n) for _ in range(DRAW_BLOCK)]
+            self._block = torch.tensor(rows, device=device)
+            self._block_next = 0
+        row = self._block[self._block_next]
+        self._block_next += 1
+        return row
+
     def get_extra_state(self) -> dict[str, Any]:
-        """The insertion counter and the generator state, for checkpoints."""
-        return {"num_seen": self.num_seen, "rng": self._rng.getstate()}
+        """The insertion counter, the generator state and pending index rows, for checkpoints."""
+        return {
+            "num_seen": self.num_seen,
+            "rng": self._rng.getstate(),
+            "block": self._block,
+            "block_next": self._block_next,
+        }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`get_extra_state` returned."""
         self.num_seen = int(state["num_seen"])
         self._rng.setstate(state["rng"])
+        self._block = state["block"]
+        self._block_next = int(state["block_next"])
