@@ -224,7 +224,7 @@ def test_merge_replaces_non_mapping_values() -> None:
 def test_every_preset_resolves_with_its_scenario_defaults() -> None:
     names = preset_names()
     if not names:
-        pytest.skip("no presets under src/lifelong/presets yet")
+        pytest.skip("no presets under configs/presets yet")
     for name in names:
         preset = load_preset(name)
         dataset = name.split("/")[0]
@@ -248,7 +248,7 @@ def test_every_preset_resolves_with_its_scenario_defaults() -> None:
 
 def test_matching_preset() -> None:
     if not preset_names():
-        pytest.skip("no presets under src/lifelong/presets yet")
+        pytest.skip("no presets under configs/presets yet")
     assert matching_preset("seq-mnist", "er", 200) == "seq-mnist/er-200"
     assert matching_preset("no-such-dataset", "er", 200) is None
 
