@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from typing import Any, cast
 
-import random
 import torch
 from torch import nn
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F  # noqa: N812
 
 from lifelong.errors import ConfigError
