@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import lifelong.backbones.mlp
 import lifelong.backbones.resnet
+import lifelong.backbones.sparse
 import lifelong.data.catalog
 import lifelong.methods.der
 import lifelong.methods.derpp

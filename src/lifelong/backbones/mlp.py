@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -29,12 +30,20 @@ class MLP(Backbone):
     Weights use Xavier-uniform initialisation and zero biases, as in mammoth's ``MNISTMLP``.
     """
 
-    def __init__(self, cfg: MLPConfig, image_shape: tuple[int, int, int], num_classes: int):
+    def __init__(
+        self,
+        cfg: MLPConfig,
+        image_shape: tuple[int, int, int],
+        num_classes: int,
+        activation: Callable[[int, int], nn.Module] | None = None,
+    ) -> None:
+        """Build the layers; ``activation(layer, width)`` replaces ReLU when given."""
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         width = image_shape[0] * image_shape[1] * image_shape[2]
-        for hidden in cfg.hidden:
-            layers += [nn.Linear(width, hidden), nn.ReLU()]
+        for i, hidden in enumerate(cfg.hidden):
+            act = nn.ReLU() if activation is None else activation(i, hidden)
+            layers += [nn.Linear(width, hidden), act]
             width = hidden
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, num_classes)

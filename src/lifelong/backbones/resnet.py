@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -24,11 +26,28 @@ class ResNetConfig:
             raise ConfigError(f"backbone.nf must be positive, got {self.nf}")
 
 
-class BasicBlock(nn.Module):
-    """Two 3x3 conv-BN layers with a residual connection (He et al., 2016)."""
+Activation = Callable[[int, int], nn.Module]
+"""Builds the activation of stage ``stage`` (0..3) for ``channels`` channels."""
 
-    def __init__(self, in_planes: int, planes: int, stride: int) -> None:
+
+def relu_activation(stage: int, channels: int) -> nn.Module:
+    """The plain ResNet activation."""
+    return nn.ReLU()
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 conv-BN layers with a residual connection (He et al., 2016).
+
+    ``act1`` follows the first conv-BN, ``act2`` the residual sum (ReLU in the plain ResNet,
+    k-WTA in the sparse one).
+    """
+
+    def __init__(
+        self, in_planes: int, planes: int, stride: int, act1: nn.Module, act2: nn.Module
+    ) -> None:
         super().__init__()
+        self.act1 = act1
+        self.act2 = act2
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
@@ -41,15 +60,22 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Residual block forward."""
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.act1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+        out = cast(torch.Tensor, self.act2(out + self.shortcut(x)))
+        return out
 
 
 class ResNet18(Backbone):
     """Reduced ResNet-18: 3x3 stem, four stages of two blocks, global average pool, linear head."""
 
-    def __init__(self, cfg: ResNetConfig, image_shape: tuple[int, int, int], num_classes: int):
+    def __init__(
+        self,
+        cfg: ResNetConfig,
+        image_shape: tuple[int, int, int],
+        num_classes: int,
+        activation: Activation = relu_activation,
+    ) -> None:
         super().__init__()
         nf = cfg.nf
         self.stem = nn.Sequential(
@@ -59,9 +85,11 @@ class ResNet18(Backbone):
         in_planes = nf
         for i, stride in enumerate((1, 2, 2, 2)):
             planes = nf * 2**i
-            stages.append(
-                nn.Sequential(BasicBlock(in_planes, planes, stride), BasicBlock(planes, planes, 1))
-            )
+            blocks = [
+                BasicBlock(in_planes, planes, stride, activation(i, planes), activation(i, planes)),
+                BasicBlock(planes, planes, 1, activation(i, planes), activation(i, planes)),
+            ]
+            stages.append(nn.Sequential(*blocks))
             in_planes = planes
         self.stages = nn.Sequential(*stages)
         self.feature_dim = in_planes

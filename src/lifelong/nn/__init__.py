@@ -1,0 +1,1 @@
+"""Reusable network layers (k-winners-take-all, ...)."""
