@@ -10,4 +10,5 @@ import lifelong.methods.der
 import lifelong.methods.derpp
 import lifelong.methods.er
 import lifelong.methods.finetune
-import lifelong.methods.joint  # noqa: F401
+import lifelong.methods.joint
+import lifelong.methods.sarl  # noqa: F401

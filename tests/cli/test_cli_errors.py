@@ -225,6 +225,13 @@ def test_incompatible_method_and_scenario_real_mnist(cli, tmp_path, register_met
     )
 
 
+def test_sarl_on_a_domain_incremental_scenario_is_refused(cli, tmp_path, fake_mnist):
+    """A shipped pair: SARL's class prototypes need new classes per experience."""
+    args = ("--method", "sarl", "--dataset", "perm-mnist", "--data-root", fake_mnist)
+    result = cli("run", *FAST, "--run-dir", tmp_path / "run", *args)
+    assert_one_line_error(result, "'sarl'", "domain-il", "'perm-mnist'", "class-il")
+
+
 # ---------------------------------------------------------------- missing or corrupt data
 
 

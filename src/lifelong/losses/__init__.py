@@ -1,0 +1,1 @@
+"""Loss functions as small pure functions, grouped by theme."""
