@@ -21,7 +21,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import platform
 import tempfile
@@ -31,34 +30,22 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from lifelong.checkpoint import save_checkpoint
 from lifelong.config import RunConfig, merge, resolve
 from lifelong.data.catalog import CIFAR10
 from lifelong.data.scenarios import SCENARIOS
 from lifelong.data.stream import Experience, Stream
 from lifelong.data.tensors import ImageSet
 from lifelong.presets import load_preset
-from lifelong.results import results_dict, write_results
-from lifelong.run import CHECKPOINT, Built, build
+from lifelong.run import Built, boundary_writer, build
 from lifelong.run_logger import RunLogger
-from lifelong.seed import rng_state
-from lifelong.train import FitState, fit
+from lifelong.train import fit
 
 
 def end_to_end(cfg: RunConfig, built: Built, run_dir: Path) -> tuple[float, int]:
     """Time ``fit`` with logging and per-boundary checkpoints; return (seconds, steps)."""
     logger = RunLogger(run_dir, cfg.train.log_every, tensorboard=True)
 
-    def on_boundary(state: FitState) -> None:
-        payload = {
-            "method": built.method.state_dict(),
-            "rng": rng_state(built.generator),
-            "state": dataclasses.asdict(state),
-        }
-        save_checkpoint(run_dir / CHECKPOINT, payload)
-        write_results(
-            run_dir / "results.json", results_dict(state, len(built.stream), cfg.to_raw())
-        )
+    on_boundary = boundary_writer(built, run_dir, cfg.to_raw())
 
     start = time.perf_counter()
     state = fit(

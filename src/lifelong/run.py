@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,17 +119,7 @@ def execute(
     logger = RunLogger(run_dir, cfg.train.log_every, tensorboard)
     logger.global_step = state.step
 
-    def on_boundary(new_state: FitState) -> None:
-        payload = {
-            "format": 1,
-            "method": built.method.state_dict(),
-            "rng": rng_state(built.generator),
-            "state": dataclasses.asdict(new_state),
-        }
-        save_checkpoint(run_dir / CHECKPOINT, payload)
-        write_results(
-            run_dir / "results.json", results_dict(new_state, len(built.stream), raw_config)
-        )
+    on_boundary = boundary_writer(built, run_dir, raw_config)
 
     try:
         state = fit(
@@ -147,6 +138,24 @@ def execute(
     write_results(run_dir / "results.json", results)
     write_plots(results, run_dir)
     return results
+
+
+def boundary_writer(
+    built: Built, run_dir: Path, raw_config: dict[str, Any]
+) -> Callable[[FitState], None]:
+    """The experience-boundary callback: write the checkpoint, then the partial results."""
+
+    def on_boundary(state: FitState) -> None:
+        payload = {
+            "format": 1,
+            "method": built.method.state_dict(),
+            "rng": rng_state(built.generator),
+            "state": dataclasses.asdict(state),
+        }
+        save_checkpoint(run_dir / CHECKPOINT, payload)
+        write_results(run_dir / "results.json", results_dict(state, len(built.stream), raw_config))
+
+    return on_boundary
 
 
 def restore(built: Built, path: Path) -> FitState:

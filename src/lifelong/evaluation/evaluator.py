@@ -56,7 +56,7 @@ class Evaluator:
         The method is put in eval mode for the evaluation and restored afterwards.
         """
         was_training = method.training
-        method.eval()
+        method.train(False)
         last = len(self.stream) - 1 if upto is None else upto
         rows: dict[str, list[float]] = {p: [] for p in self.stream.protocols}
         for experience in self.stream:

@@ -77,6 +77,11 @@ class DER(Method):
             terms["logit_mse"] = mse.detach()
         loss.backward()
         self.optimizer.step()
+        self.store(batch, logits)
+        return StepOutput(loss.detach(), terms)
+
+    def store(self, batch: Batch, logits: torch.Tensor) -> None:
+        """Offer the un-augmented batch with its labels, experience id and logits to the buffer."""
         self.buffer.add(
             {
                 "x": batch.x_clean,
@@ -85,4 +90,3 @@ class DER(Method):
                 "logits": logits.detach(),
             }
         )
-        return StepOutput(loss.detach(), terms)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch.nn.functional as F  # noqa: N812
 
 from lifelong.errors import ConfigError
-from lifelong.methods.base import Method, MethodContext, register, rehearsal_buffer
-from lifelong.methods.der import DERConfig, logit_replay_loss
+from lifelong.methods.base import MethodContext, register
+from lifelong.methods.der import DER, DERConfig, logit_replay_loss
 from lifelong.types import Batch, StepOutput
 
 
@@ -26,7 +26,7 @@ class DERppConfig(DERConfig):
 
 
 @register
-class DERpp(Method):
+class DERpp(DER):
     """DER++ (Buzzega et al., NeurIPS 2020, Eq. 6).
 
     ``CE(f(x), y) + alpha MSE(f(x'), z') + beta CE(f(x''), y'')`` where ``(x', z')`` and
@@ -39,7 +39,6 @@ class DERpp(Method):
     def __init__(self, cfg: DERppConfig, ctx: MethodContext) -> None:
         super().__init__(cfg, ctx)
         self.cfg: DERppConfig = cfg
-        self.buffer = rehearsal_buffer(ctx, cfg.buffer_size, logits=True)
 
     def observe(self, batch: Batch) -> StepOutput:
         """The DER++ objective on one batch; store (x, y, f(x)) in the buffer."""
@@ -58,12 +57,5 @@ class DERpp(Method):
             terms["replay_ce"] = replay_ce.detach()
         loss.backward()
         self.optimizer.step()
-        self.buffer.add(
-            {
-                "x": batch.x_clean,
-                "y": batch.y,
-                "experience": batch.experience_id,
-                "logits": logits.detach(),
-            }
-        )
+        self.store(batch, logits)
         return StepOutput(loss.detach(), terms)

@@ -79,7 +79,7 @@ class SARL(DER):
     def __init__(self, cfg: SARLConfig, ctx: MethodContext) -> None:
         super().__init__(cfg, ctx)
         self.cfg: SARLConfig = cfg
-        self.old_net = copy.deepcopy(self.net).requires_grad_(False).eval()
+        self.old_net = copy.deepcopy(self.net).requires_grad_(False).train(False)
         dim = int(self.net.head.in_features)
         classes = ctx.num_classes
         self.register_buffer("prototypes", torch.zeros(classes, dim, device=ctx.device))
@@ -128,14 +128,7 @@ class SARL(DER):
         loss = loss + terms["ce"]
         loss.backward()
         self.optimizer.step()
-        self.buffer.add(
-            {
-                "x": batch.x_clean,
-                "y": batch.y,
-                "experience": batch.experience_id,
-                "logits": logits.detach(),
-            }
-        )
+        self.store(batch, logits)
         return StepOutput(loss.detach(), {k: v.detach() for k, v in terms.items()})
 
     def before_experience(self, experience: Experience) -> None:
@@ -184,7 +177,7 @@ class SARL(DER):
     @torch.no_grad()
     def feature_sums(self, experience: Experience) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-class sums of normalised features over the experience's augmented training data."""
-        self.net.eval()
+        self.net.train(False)
         sums = torch.zeros_like(self.prototypes)
         counts = torch.zeros(len(sums), device=sums.device)
         data = experience.train
