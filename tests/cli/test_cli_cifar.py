@@ -61,3 +61,33 @@ def test_sarl_paper_preset_runs_on_the_fixture(cli, tmp_path: Path) -> None:
     steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     later = {key for s in steps if s["kind"] == "step" and s["experience"] > 0 for key in s}
     assert {"distill", "semantic", "prototype"} <= later
+
+
+def write_image_folder(root: Path, classes: int, per_class: int) -> Path:
+    """An ImageNet-style folder: train/<class>/*.png and val/<class>/*.png, 40x48 images."""
+    import torch
+    from torchvision.io import encode_png, write_file
+
+    for split, count in (("train", per_class), ("val", 1)):
+        for c in range(classes):
+            folder = root / split / f"n{c:08d}"
+            folder.mkdir(parents=True)
+            for i in range(count):
+                image = torch.full((3, 40, 48), 20 * c, dtype=torch.uint8)
+                image[:, i : i + 4] = 255
+                write_file(str(folder / f"img{i}.png"), encode_png(image))
+    return root
+
+
+@pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")
+def test_seq_imagenet100_on_an_image_folder(cli, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LIFELONG_CACHE_DIR", str(tmp_path / "cache"))
+    root = write_image_folder(tmp_path / "imagenet100", classes=10, per_class=3)
+    run_dir = tmp_path / "run"
+    args = ["--dataset", "seq-imagenet100", "--data-root", root, "--epochs", "1", "--method", "er"]
+    args += ["--set", "dataset.image_size=32", "--set", "backbone.nf=4", "--batch-size", "4"]
+    result = cli("run", *FAST, "--run-dir", run_dir, *args)
+    assert result.code == 0, result.err
+    results = json.loads((run_dir / "results.json").read_text())
+    # 10 classes present: 10 experiences of one class each (the subset rule of class_incremental)
+    assert results["num_experiences"] == 10 and results["completed"]

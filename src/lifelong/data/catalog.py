@@ -17,6 +17,7 @@ from lifelong.data.scenarios import (
 from lifelong.data.stream import Stream
 from lifelong.data.tensors import TrainTest
 from lifelong.data.transforms import ImageTransform
+from lifelong.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ GREY = ImageTransform(mean=(0.0,), std=(1.0,))
 CIFAR10 = ImageTransform((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2615), 4, True)
 CIFAR100 = ImageTransform((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 4, True)
 TINYIMG = ImageTransform((0.4802, 0.4480, 0.3975), (0.2770, 0.2691, 0.2821), 4, True)
+IMAGENET = ImageTransform((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 8, True)
 
 MNIST_DEFAULTS = {"train": {"epochs": 1, "batch_size": 10}, "backbone": {"name": "mlp"}}
 DOMAIN_DEFAULTS = {"train": {"epochs": 1, "batch_size": 128}, "backbone": {"name": "mlp"}}
@@ -49,6 +51,30 @@ def _load_tinyimg(root: str, download: bool) -> TrainTest:
     from lifelong.data.tinyimagenet import load_tiny_imagenet
 
     return load_tiny_imagenet(root, download)
+
+
+def imagenet100(cfg: DatasetConfig, seed: int) -> Stream:
+    """ImageNet-100 from an ImageFolder layout (``train/<class>/``, ``val/<class>/``), 10 x 10.
+
+    Images are resized (shorter side) and centre-cropped to ``dataset.image_size`` (224 by
+    default) once, when loaded. Training augmentation is a padded random crop plus flip on those
+    stored images; the reference instead resizes to 256 and random-crops 224 per sample. At 224
+    the full 100 classes need about 19 GB of memory: pass a smaller ``dataset.image_size`` on
+    small machines.
+    """
+    from lifelong.data.imagefolder import load_image_folder
+
+    if cfg.download:
+        raise ConfigError(
+            "ImageNet-100 cannot be downloaded automatically: build the train/<class> and "
+            "val/<class> folders from ImageNet and pass --data-root"
+        )
+    size = cfg.image_size or 224
+
+    def loader(root: str, download: bool) -> TrainTest:
+        return load_image_folder(root, size)
+
+    return class_incremental("seq-imagenet100", loader, IMAGENET, 10, 10)(cfg, seed)
 
 
 def class_incremental(
@@ -128,6 +154,11 @@ def _register() -> None:
             class_incremental("seq-cifar100", _load_cifar100, CIFAR100, 10, 10),
             "CIFAR-100, 10 experiences x 10 classes (classes_per_experience=20 for SARL's 5 x 20)",
             RESNET_DEFAULTS,
+        ),
+        "seq-imagenet100": Scenario(
+            imagenet100,
+            "ImageNet-100 (ImageFolder layout), 10 experiences x 10 classes, resized to image_size",
+            {"train": {"epochs": 50, "batch_size": 32}, "backbone": {"name": "resnet18"}},
         ),
         "seq-tinyimg": Scenario(
             class_incremental("seq-tinyimg", _load_tinyimg, TINYIMG, 20, 10),

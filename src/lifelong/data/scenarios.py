@@ -38,9 +38,11 @@ class DatasetConfig:
     """Classes per experience for class-incremental scenarios (None: the scenario's default)."""
     n_experiences: int | None = None
     """Number of experiences for permuted/rotated scenarios (None: the scenario's default)."""
+    image_size: int | None = None
+    """Side length images are resized to, for ImageNet-style folders (None: the scenario's)."""
 
     def __post_init__(self) -> None:
-        for name in ("classes_per_experience", "n_experiences"):
+        for name in ("classes_per_experience", "n_experiences", "image_size"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"dataset.{name} must be positive, got {value}")
