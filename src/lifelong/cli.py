@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report = sub.add_parser("report", help="print a run's tables and write its plots")
     report.add_argument("run_dir", type=Path)
+    compare = sub.add_parser("compare", help="mean ± std over seeds of finished runs, with a plot")
+    compare.add_argument("runs", type=Path, nargs="+", help="run directories or folders of them")
+    compare.add_argument("--out", type=Path, default=Path("."), help="where to write the files")
     return parser
 
 
@@ -179,6 +182,21 @@ def command_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_compare(args: argparse.Namespace) -> int:
+    """``lifelong compare RUN...``: writes comparison.md and comparison.png."""
+    from lifelong.checkpoint import atomic_write_text
+    from lifelong.compare import comparison_plot, comparison_table, find_runs, group_runs
+    from lifelong.run import prepare_run_dir
+
+    groups = group_runs(find_runs(args.runs))
+    table = comparison_table(groups)
+    prepare_run_dir(args.out, resume=True)
+    atomic_write_text(args.out / "comparison.md", table)
+    plot = comparison_plot(groups, args.out / "comparison.png")
+    sys.stdout.write(table + f"wrote {args.out / 'comparison.md'} and {plot}\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv``; return the exit code (2 for bad input)."""
     parser = build_parser()
@@ -198,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             sys.stdout.write(list_text(args.what))
             return 0
+        if args.command == "compare":
+            return command_compare(args)
         return command_report(args)
     except UserError as err:
         sys.stderr.write(f"lifelong: error: {err}\n")

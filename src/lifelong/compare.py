@@ -1,0 +1,128 @@
+"""Compare finished runs: mean ± std over seeds per configuration, as a table and a bar plot."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lifelong.errors import RunDirError
+from lifelong.results import read_results
+
+IGNORED = {"seed", "dataset.root", "dataset.download", "train.progress"}
+
+
+@dataclass(frozen=True)
+class Group:
+    """Runs that differ only in their seed."""
+
+    dataset: str
+    label: str
+    protocol: str
+    values: tuple[float, ...]
+
+    @property
+    def mean(self) -> float:
+        """Mean final average accuracy."""
+        return statistics.mean(self.values)
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation (0 for a single run)."""
+        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"method": {"lr": 0.1}}`` → ``{"method.lr": 0.1}`` (lists become tuples)."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def find_runs(paths: list[Path]) -> list[dict[str, Any]]:
+    """Completed results under ``paths`` (run directories or folders holding them)."""
+    runs = []
+    for path in paths:
+        for results_file in sorted(path.rglob("results.json")) if path.is_dir() else []:
+            results = read_results(results_file.parent)
+            if results.get("completed"):
+                runs.append(results)
+    if not runs:
+        raise RunDirError(f"no completed runs (results.json) under {', '.join(map(str, paths))}")
+    return runs
+
+
+def _varying(configs: list[dict[str, Any]], skip: set[str]) -> list[str]:
+    keys = sorted({k for c in configs for k in c} - IGNORED - skip)
+    return [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+
+
+def group_runs(runs: list[dict[str, Any]]) -> list[Group]:
+    """Group runs by dataset and configuration (seed aside).
+
+    A group is labelled by its method, its backbone when backbones differ between runs, and the
+    settings that differ between runs of the same method.
+    """
+    flat = [flatten(r["config"]) for r in runs]
+    names = {"method.name", "dataset.name", "backbone.name"}
+    show_backbone = len({c["backbone.name"] for c in flat}) > 1
+    varying = {
+        method: _varying([c for c in flat if c["method.name"] == method], names)
+        for method in {c["method.name"] for c in flat}
+    }
+    grouped: dict[tuple[str, str, str], list[float]] = {}
+    for results, config in zip(runs, flat, strict=True):
+        method = config["method.name"]
+        label = method + (f" / {config['backbone.name']}" if show_backbone else "")
+        extras = ", ".join(f"{k}={config.get(k)}" for k in varying[method])
+        label += f" ({extras})" if extras else ""
+        for protocol, entry in results["protocols"].items():
+            key = (config["dataset.name"], label, protocol)
+            grouped.setdefault(key, []).append(entry["summary"]["average_accuracy"])
+    return [Group(d, label, p, tuple(v)) for (d, label, p), v in sorted(grouped.items())]
+
+
+def comparison_table(groups: list[Group]) -> str:
+    """Markdown: one row per dataset and configuration, one column per protocol."""
+    protocols = sorted({g.protocol for g in groups})
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    for g in groups:
+        cells.setdefault((g.dataset, g.label), {})[g.protocol] = (
+            f"{g.mean:.2f} ± {g.std:.2f} (n={len(g.values)})"
+        )
+    lines = ["| dataset | configuration | " + " | ".join(protocols) + " |"]
+    lines.append("|---|---|" + "---|" * len(protocols))
+    for (dataset, label), row in cells.items():
+        values = " | ".join(row.get(p, "–") for p in protocols)
+        lines.append(f"| {dataset} | {label} | {values} |")
+    return "\n".join(lines) + "\n"
+
+
+def comparison_plot(groups: list[Group], path: Path) -> Path:
+    """Bar plot of mean final average accuracy with std error bars, one panel per protocol."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    protocols = sorted({g.protocol for g in groups})
+    fig, axes = plt.subplots(1, len(protocols), figsize=(5 * len(protocols), 4), squeeze=False)
+    for ax, protocol in zip(axes[0], protocols, strict=True):
+        chosen = [g for g in groups if g.protocol == protocol]
+        names = [f"{g.label}\n{g.dataset}" for g in chosen]
+        ax.bar(
+            range(len(chosen)), [g.mean for g in chosen], yerr=[g.std for g in chosen], capsize=4
+        )
+        ax.set_xticks(range(len(chosen)), names, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel("final average accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title(protocol)
+        ax.grid(axis="y", alpha=0.3)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
