@@ -91,3 +91,34 @@ def test_seq_imagenet100_on_an_image_folder(cli, tmp_path: Path, monkeypatch) ->
     results = json.loads((run_dir / "results.json").read_text())
     # 10 classes present: 10 experiences of one class each (the subset rule of class_incremental)
     assert results["num_experiences"] == 10 and results["completed"]
+
+
+def write_cifar100(root: Path, per_class: int) -> Path:
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, count in (("train", per_class), ("test", 1)):
+        labels = [c for c in range(100) for _ in range(count)]
+        data = rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)
+        content = {
+            b"fine_labels": labels,
+            b"coarse_labels": [c // 5 for c in labels],
+            b"data": data,
+        }
+        (folder / split).write_bytes(pickle.dumps(content, protocol=2))
+    meta = {b"fine_label_names": [f"class{c}".encode() for c in range(100)]}
+    (folder / "meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return root
+
+
+@pytest.mark.parametrize("dataset", ["gcil-cifar100", "gcil-cifar100-longtail"])
+def test_sarl_runs_on_gcil_cifar100(cli, tmp_path: Path, dataset: str) -> None:
+    root = write_cifar100(tmp_path / "data", per_class=3)
+    run_dir = tmp_path / "run"
+    args = ["--method", "sarl", "--dataset", dataset, "--data-root", root, "--epochs", "1"]
+    args += ["--backbone", "sparse_resnet18", "--set", "backbone.nf=4", "--batch-size", "16"]
+    result = cli("run", *FAST, "--run-dir", run_dir, *args, "--buffer-size", "50")
+    assert result.code == 0, result.err
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["completed"]
+    assert list(results["protocols"]) == ["class-il"]  # task-IL is meaningless for GCIL

@@ -77,6 +77,19 @@ def imagenet100(cfg: DatasetConfig, seed: int) -> Stream:
     return class_incremental("seq-imagenet100", loader, IMAGENET, 10, 10)(cfg, seed)
 
 
+def gcil_cifar100(weights: str) -> Callable[[DatasetConfig, int], Stream]:
+    """GCIL on CIFAR-100: 20 phases of 1000 samples, uniform or long-tailed class weights."""
+    from lifelong.data.gcil import gcil_experiences
+
+    def build(cfg: DatasetConfig, seed: int) -> Stream:
+        data = _load_cifar100(cfg.root, cfg.download)
+        experiences, data = gcil_experiences(data, "unif" if weights == "unif" else "longtail")
+        name = "gcil-cifar100" + ("" if weights == "unif" else "-longtail")
+        return Stream(name, experiences, data.num_classes, "gcil", CIFAR10, data.class_names)
+
+    return build
+
+
 def class_incremental(
     name: str, loader: Loader, transform: ImageTransform, per_experience: int, n_target: int
 ) -> Callable[[DatasetConfig, int], Stream]:
@@ -153,6 +166,16 @@ def _register() -> None:
         "seq-cifar100": Scenario(
             class_incremental("seq-cifar100", _load_cifar100, CIFAR100, 10, 10),
             "CIFAR-100, 10 experiences x 10 classes (classes_per_experience=20 for SARL's 5 x 20)",
+            RESNET_DEFAULTS,
+        ),
+        "gcil-cifar100": Scenario(
+            gcil_cifar100("unif"),
+            "GCIL CIFAR-100: 20 phases x 1000 samples, random classes, uniform weights (CLS-ER)",
+            RESNET_DEFAULTS,
+        ),
+        "gcil-cifar100-longtail": Scenario(
+            gcil_cifar100("longtail"),
+            "GCIL CIFAR-100 with long-tailed class weights 0.984^class (CLS-ER, SARL)",
             RESNET_DEFAULTS,
         ),
         "seq-imagenet100": Scenario(

@@ -9,7 +9,7 @@ from typing import Literal
 from lifelong.data.tensors import ImageSet
 from lifelong.data.transforms import ImageTransform
 
-Setting = Literal["class-il", "domain-il"]
+Setting = Literal["class-il", "domain-il", "gcil"]
 Protocol = Literal["class-il", "task-il", "domain-il"]
 
 
@@ -38,8 +38,9 @@ class Stream:
         name: Scenario name (e.g. ``seq-mnist``).
         experiences: The experiences in order.
         num_classes: Size of the shared output head.
-        setting: ``class-il`` (new classes per experience; task-IL is reported too) or
-            ``domain-il`` (same classes, new input distribution).
+        setting: ``class-il`` (new classes per experience; task-IL is reported too),
+            ``domain-il`` (same classes, new input distribution) or ``gcil`` (generalised
+            class-incremental: classes recur, test sets are cumulative, class-IL only).
         transform: Normalisation and training augmentation of this dataset.
         class_names: Human-readable class names, indexed by label.
     """
@@ -68,7 +69,9 @@ class Stream:
     @property
     def protocols(self) -> tuple[Protocol, ...]:
         """Evaluation protocols reported for this stream."""
-        return ("class-il", "task-il") if self.setting == "class-il" else ("domain-il",)
+        if self.setting == "class-il":
+            return ("class-il", "task-il")
+        return ("domain-il",) if self.setting == "domain-il" else ("class-il",)
 
     def seen_classes(self, upto: int) -> tuple[int, ...]:
         """Sorted labels of experiences ``0..upto`` inclusive."""

@@ -71,7 +71,7 @@ class SARL(DER):
 
     name = "sarl"
     config_cls = SARLConfig
-    supported_settings = frozenset({"class-il"})
+    supported_settings = frozenset({"class-il", "gcil"})
     prototypes: torch.Tensor
     learned: torch.Tensor
     similar: torch.Tensor

@@ -1,0 +1,88 @@
+"""Generalised class-incremental learning (GCIL; Mi et al., 2020), as used by CLS-ER and SARL.
+
+Each of ``phases`` experiences draws a random number of classes (1 to ``class_upper``, among
+classes with unused training data), then ``samples_per_phase`` draws among them, uniform or
+long-tailed (weight ``0.984 ** class``, about 20x between the first and the last class of
+CIFAR-100), repeated until every chosen class appears. Samples are used at most once; a class can
+come back in a later phase with new samples. Labels are renumbered in order of first appearance,
+and each phase's test set holds the test images of every class seen so far.
+
+Differences from the reference (CLS-ER's ``GCIL_CIFAR100``): it uses NumPy's legacy global
+generator seeded with ``gil_seed``, which also resets the generator its buffer uses; we use our
+own ``numpy.random.default_rng(gil_seed)``, so the phase sequence is, as in the reference, the
+same for every run seed, but it is not the same sequence as the reference's.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+
+from lifelong.data.stream import Experience
+from lifelong.data.tensors import ImageSet, TrainTest
+
+Weights = Literal["unif", "longtail"]
+LONGTAIL_BASE = 0.984
+
+
+def _draw_phase(
+    rng: np.random.Generator,
+    remaining: dict[int, list[int]],
+    weights: Weights,
+    class_upper: int,
+    samples: int,
+) -> dict[int, int]:
+    """Classes of one phase and how many samples each gets (capped by what is left)."""
+    available = [c for c, left in remaining.items() if left]
+    n_classes = int(rng.integers(1, min(len(available), class_upper) + 1))
+    chosen = rng.choice(available, n_classes, replace=False)
+    w = np.ones(n_classes) if weights == "unif" else LONGTAIL_BASE ** chosen.astype(float)
+    while True:
+        draws = rng.choice(chosen, samples, p=w / w.sum())
+        counts = {int(c): int((draws == c).sum()) for c in chosen}
+        if all(counts.values()):
+            return {c: min(n, len(remaining[c])) for c, n in counts.items()}
+
+
+def gcil_experiences(
+    data: TrainTest,
+    weights: Weights,
+    phases: int = 20,
+    class_upper: int = 50,
+    samples_per_phase: int = 1000,
+    gil_seed: int = 1993,
+) -> tuple[tuple[Experience, ...], TrainTest]:
+    """Build the GCIL phases; also return the data with labels in first-appearance order."""
+    rng = np.random.default_rng(gil_seed)
+    labels = data.train.y.numpy()
+    remaining = {
+        c: rng.permutation(np.flatnonzero(labels == c)).tolist() for c in range(data.num_classes)
+    }
+    plans = []
+    for _ in range(phases):
+        if not any(remaining.values()):
+            break
+        counts = _draw_phase(rng, remaining, weights, class_upper, samples_per_phase)
+        picked = {c: [remaining[c].pop() for _ in range(n)] for c, n in counts.items()}
+        plans.append(picked)
+    order: list[int] = []
+    for picked in plans:
+        order += [c for c in sorted(picked) if c not in order]
+    order += [c for c in range(data.num_classes) if c not in order]
+    remap = torch.empty(data.num_classes, dtype=torch.int64)
+    remap[torch.tensor(order)] = torch.arange(data.num_classes)
+    train = ImageSet(data.train.x, remap[data.train.y])
+    test = ImageSet(data.test.x, remap[data.test.y])
+    names = tuple(data.class_names[c] for c in order)
+    experiences = []
+    seen: set[int] = set()
+    for t, picked in enumerate(plans):
+        index = torch.tensor([i for ids in picked.values() for i in ids], dtype=torch.int64)
+        classes = tuple(sorted(int(remap[c]) for c in picked))
+        seen.update(classes)
+        experiences.append(
+            Experience(t, classes, train.select(index), test.with_classes(tuple(sorted(seen))))
+        )
+    return tuple(experiences), TrainTest(train, test, names)

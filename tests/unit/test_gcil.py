@@ -1,0 +1,80 @@
+"""GCIL phases: sizes, no reuse of samples, cumulative tests, first-appearance labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from lifelong.data.gcil import _draw_phase, gcil_experiences
+from lifelong.data.tensors import ImageSet, TrainTest
+
+
+def _data(classes: int = 30, per_class: int = 60) -> TrainTest:
+    y = torch.arange(classes).repeat_interleave(per_class)
+    # pixel 0 holds the sample's position so reuse can be detected
+    x = torch.zeros(len(y), 1, 2, 2, dtype=torch.uint8)
+    x[:, 0, 0, 0] = torch.arange(len(y)) % 256
+    x[:, 0, 0, 1] = torch.arange(len(y)) // 256
+    test_y = torch.arange(classes).repeat_interleave(5)
+    test = ImageSet(torch.zeros(len(test_y), 1, 2, 2, dtype=torch.uint8), test_y)
+    return TrainTest(ImageSet(x, y), test, tuple(str(c) for c in range(classes)))
+
+
+def _ids(images: ImageSet) -> list[int]:
+    return (images.x[:, 0, 0, 0].long() + 256 * images.x[:, 0, 0, 1].long()).tolist()
+
+
+def test_phases_respect_sizes_and_never_reuse_a_sample() -> None:
+    experiences, _ = gcil_experiences(
+        _data(), "unif", phases=8, class_upper=5, samples_per_phase=100
+    )
+    assert len(experiences) == 8
+    used: list[int] = []
+    for exp in experiences:
+        assert 1 <= len(exp.classes) <= 5
+        assert 0 < len(exp.train) <= 100
+        assert set(exp.train.y.tolist()) == set(exp.classes)
+        used += _ids(exp.train)
+    assert len(used) == len(set(used))
+
+
+def test_tests_are_cumulative_and_labels_follow_first_appearance() -> None:
+    experiences, data = gcil_experiences(
+        _data(), "unif", phases=6, class_upper=4, samples_per_phase=50
+    )
+    seen: set[int] = set()
+    first_seen: list[int] = []
+    for exp in experiences:
+        first_seen += [c for c in sorted(exp.classes) if c not in seen]
+        seen.update(exp.classes)
+        assert set(exp.test.y.tolist()) == seen
+    assert first_seen == list(range(len(first_seen)))
+    assert data.num_classes == 30
+
+
+def test_phase_sequence_is_fixed_by_the_gcil_seed() -> None:
+    data = _data(classes=40, per_class=30)
+    first, _ = gcil_experiences(data, "longtail", phases=4, samples_per_phase=200)
+    again, _ = gcil_experiences(data, "longtail", phases=4, samples_per_phase=200)
+    other, _ = gcil_experiences(data, "longtail", phases=4, samples_per_phase=200, gil_seed=7)
+    assert [_ids(e.train) for e in first] == [_ids(e.train) for e in again]
+    assert [_ids(e.train) for e in first] != [_ids(e.train) for e in other]
+
+
+def _two_class_counts(weights: str) -> tuple[int, int]:
+    """Counts of classes 0 and 99 in phases that chose both (1000 samples each available)."""
+    low = high = 0
+    for seed in range(40):
+        remaining = {0: list(range(1000)), 99: list(range(1000))}
+        counts = _draw_phase(np.random.default_rng(seed), remaining, weights, 50, 1000)  # type: ignore[arg-type]
+        if len(counts) == 2:
+            low, high = low + counts[0], high + counts[99]
+    return low, high
+
+
+def test_longtail_weights_favour_low_class_ids() -> None:
+    low, high = _two_class_counts("longtail")
+    # weights 1 and 0.984**99 = 0.20: about 5 times as many draws of class 0
+    assert 4 < low / high < 6.5
+    low, high = _two_class_counts("unif")
+    assert 0.8 < low / high < 1.25
