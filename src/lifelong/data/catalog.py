@@ -131,7 +131,8 @@ def domain_incremental(
     return build
 
 
-def _register() -> None:
+def _register_all() -> None:
+    """Register every scenario of this module (called once, at import)."""
     entries = {
         "seq-digits": Scenario(
             class_incremental("seq-digits", mnist.load_digits, GREY, 2, 5),
@@ -190,11 +191,10 @@ def _register() -> None:
         ),
     }
     for name, scenario in entries.items():
-        if name not in SCENARIOS:
-            SCENARIOS.add(name, scenario)
+        SCENARIOS.add(name, scenario)
 
 
-_register()
+_register_all()
 
 
 def build_stream(cfg: DatasetConfig, seed: int) -> Stream:
