@@ -83,18 +83,23 @@ def batches(
     batch_size: int,
     chunk_batches: int,
     transform: ImageTransform,
+    ordered: bool,
     generator: torch.Generator,
     device: torch.device,
     experience_id: int,
 ) -> Iterator[Batch]:
     """Yield ``num_steps`` shuffled batches of ``data``, reshuffling after each full pass.
 
-    Examples are gathered and augmented ``chunk_batches`` batches at a time (per-sample random
+    With ``ordered`` the data are taken in their stored order (a scenario whose order matters,
+    such as MNIST-360) instead of a fresh permutation per pass. Examples are gathered and
+    augmented ``chunk_batches`` batches at a time (per-sample random
     parameters), then sliced into batches without copies.
     """
     step = 0
     while step < num_steps:
-        order = torch.randperm(len(data), generator=generator)
+        order = (
+            torch.arange(len(data)) if ordered else torch.randperm(len(data), generator=generator)
+        )
         start = 0
         while start < len(order) and step < num_steps:
             chunk = min(chunk_batches, num_steps - step) * batch_size
@@ -153,6 +158,7 @@ def train_experience(
             cfg.batch_size,
             cfg.chunk_batches,
             stream.transform,
+            stream.ordered,
             generator,
             device,
             experience.id,

@@ -94,6 +94,7 @@ def train_steps(method: Method, stream: Stream, steps_per_experience: int, upto:
             16,
             2,
             stream.transform,
+            stream.ordered,
             method.ctx.generator,
             CPU,
             t,

@@ -77,6 +77,16 @@ def imagenet100(cfg: DatasetConfig, seed: int) -> Stream:
     return class_incremental("seq-imagenet100", loader, IMAGENET, 10, 10)(cfg, seed)
 
 
+def mnist360(cfg: DatasetConfig, seed: int) -> Stream:
+    """MNIST-360: one ordered, rotating stream of digits 0-8 (see ``lifelong.data.mnist360``)."""
+    from lifelong.data.mnist360 import CLASSES, mnist360_experience
+
+    data = mnist.load_mnist(cfg.root, cfg.download)
+    experience = mnist360_experience(data, seed)
+    names = data.class_names[:CLASSES]
+    return Stream("mnist-360", (experience,), CLASSES, "general", GREY, names, ordered=True)
+
+
 def gcil_cifar100(weights: str) -> Callable[[DatasetConfig, int], Stream]:
     """GCIL on CIFAR-100: 20 phases of 1000 samples, uniform or long-tailed class weights."""
     from lifelong.data.gcil import gcil_experiences
@@ -158,6 +168,11 @@ def _register_all() -> None:
             domain_incremental("rot-mnist", "rotate", 20),
             "Rotated MNIST, 20 experiences, angle uniform in [0, 180) (DER paper)",
             DOMAIN_DEFAULTS,
+        ),
+        "mnist-360": Scenario(
+            mnist360,
+            "MNIST-360: digits 0-8 in rotating pairs, one ordered online pass (DER paper)",
+            {"train": {"epochs": 1, "batch_size": 16}, "backbone": {"name": "mlp"}},
         ),
         "seq-cifar10": Scenario(
             class_incremental("seq-cifar10", _load_cifar10, CIFAR10, 2, 5),

@@ -7,7 +7,6 @@ training defaults of the paper that introduced it (epochs, batch size, backbone)
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,11 +103,17 @@ def permute_pixels(images: torch.Tensor, permutation: torch.Tensor) -> torch.Ten
     return images.reshape(n, c, h * w)[:, :, permutation].reshape(n, c, h, w)
 
 
-def rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
-    """Rotate uint8 images ``degrees`` counter-clockwise about the centre (bilinear, zero fill)."""
-    theta = math.radians(degrees)
-    cos, sin = math.cos(theta), math.sin(theta)
-    matrix = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]]).expand(images.shape[0], 2, 3)
+def rotate(images: torch.Tensor, degrees: float | torch.Tensor) -> torch.Tensor:
+    """Rotate uint8 images counter-clockwise about the centre (bilinear, zero fill).
+
+    Args:
+        images: (N, C, H, W) uint8.
+        degrees: One angle for all images, or a tensor of N angles, one per image.
+    """
+    angles = torch.as_tensor(degrees, dtype=torch.float32).expand(images.shape[0])
+    theta = torch.deg2rad(angles)
+    cos, sin, zero = theta.cos(), theta.sin(), torch.zeros_like(theta)
+    matrix = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
     grid = torch.nn.functional.affine_grid(matrix, list(images.shape), align_corners=False)
     out = torch.nn.functional.grid_sample(images.float(), grid, align_corners=False)
     return out.round().clamp(0, 255).to(torch.uint8)

@@ -9,7 +9,7 @@ from typing import Literal
 from lifelong.data.tensors import ImageSet
 from lifelong.data.transforms import ImageTransform
 
-Setting = Literal["class-il", "domain-il", "gcil"]
+Setting = Literal["class-il", "domain-il", "gcil", "general"]
 Protocol = Literal["class-il", "task-il", "domain-il"]
 
 
@@ -40,7 +40,10 @@ class Stream:
         num_classes: Size of the shared output head.
         setting: ``class-il`` (new classes per experience; task-IL is reported too),
             ``domain-il`` (same classes, new input distribution) or ``gcil`` (generalised
-            class-incremental: classes recur, test sets are cumulative, class-IL only).
+            class-incremental: classes recur, test sets are cumulative, class-IL only) or
+            ``general`` (general continual: one ordered stream without boundaries, class-IL only).
+        ordered: Whether the order of each experience's training data is part of the scenario
+            (the loop then takes it in order instead of shuffling).
         transform: Normalisation and training augmentation of this dataset.
         class_names: Human-readable class names, indexed by label.
     """
@@ -51,6 +54,7 @@ class Stream:
     setting: Setting
     transform: ImageTransform
     class_names: tuple[str, ...]
+    ordered: bool = False
 
     def __len__(self) -> int:
         return len(self.experiences)

@@ -80,7 +80,9 @@ class Method(nn.Module):
     name: ClassVar[str]
     config_cls: ClassVar[type[MethodConfig]] = MethodConfig
     data_scope: ClassVar[DataScope] = "current"
-    supported_settings: ClassVar[frozenset[Setting]] = frozenset({"class-il", "domain-il", "gcil"})
+    supported_settings: ClassVar[frozenset[Setting]] = frozenset(
+        {"class-il", "domain-il", "gcil", "general"}
+    )
 
     def __init__(self, cfg: MethodConfig, ctx: MethodContext) -> None:
         super().__init__()
