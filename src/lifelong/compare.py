@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lifelong.config import flatten
 from lifelong.errors import RunDirError
 from lifelong.results import read_results
 
@@ -31,17 +32,6 @@ class Group:
     def std(self) -> float:
         """Sample standard deviation (0 for a single run)."""
         return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"method": {"lr": 0.1}}`` → ``{"method.lr": 0.1}`` (lists become tuples)."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
-    return out
 
 
 def find_runs(paths: list[Path]) -> list[dict[str, Any]]:

@@ -57,6 +57,17 @@ def _plain(mapping: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in mapping.items()}
 
 
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"method": {"lr": 0.1}}`` → ``{"method.lr": 0.1}`` (lists become tuples)."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
 def merge(base: Raw, override: Raw) -> Raw:
     """Recursively merge ``override`` into a copy of ``base``."""
     out = dict(base)

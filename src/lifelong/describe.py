@@ -10,6 +10,7 @@ import textwrap
 from typing import Any
 
 from lifelong.backbones import BACKBONES
+from lifelong.config import flatten
 from lifelong.data.scenarios import SCENARIOS, DatasetConfig
 from lifelong.methods.base import METHODS
 from lifelong.presets import load_preset, preset_description, preset_names
@@ -88,17 +89,7 @@ def list_text(what: str) -> str:
         lines = ["presets (--preset NAME):"]
         for name in preset_names():
             lines.append(f"  {name:<20} {preset_description(name)}")
-            fields = ", ".join(f"{k}={v}" for k, v in _flatten(load_preset(name)).items())
+            fields = ", ".join(f"{k}={v}" for k, v in flatten(load_preset(name)).items())
             lines.append(f"    {fields}")
         sections.append("\n".join(lines))
     return "\n\n".join(sections) + "\n"
-
-
-def _flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
