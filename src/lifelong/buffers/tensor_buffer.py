@@ -138,5 +138,7 @@ class TensorBuffer(nn.Module):
         """Restore what :meth:`get_extra_state` returned."""
         self.num_seen = int(state["num_seen"])
         self._rng.setstate(state["rng"])
-        self._block = state["block"]
+        block = state["block"]
+        device = cast(torch.Tensor, self._buffers[self.field_names[0]]).device
+        self._block = None if block is None else block.to(device)
         self._block_next = int(state["block_next"])
