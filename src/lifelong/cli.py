@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -64,9 +64,17 @@ def _add_run_parser(sub: Any) -> None:
     )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line and exit code 2, like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``lifelong: error: MESSAGE (see PROG --help)`` and exit with code 2."""
+        self.exit(2, f"lifelong: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``lifelong`` command."""
-    parser = argparse.ArgumentParser(prog="lifelong", description="Continual learning in PyTorch.")
+    parser = OneLineParser(prog="lifelong", description="Continual learning in PyTorch.")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run_parser(sub)
@@ -148,6 +156,13 @@ def command_run(args: argparse.Namespace) -> int:
     from lifelong.run import execute, load_run_config
 
     if args.resume is not None:
+        given = [key for key, _kind, _help in FLAGS.values() if getattr(args, key) is not None]
+        given += [f"--{name}" for name in ("preset", "config", "run_dir") if getattr(args, name)]
+        if given or args.set or args.download:
+            raise ConfigError(
+                "--resume continues a run with the config saved in it: drop the other settings "
+                f"({', '.join(given + ['--set'] * bool(args.set))}) or start a new run"
+            )
         cfg = load_run_config(args.resume)
         run_dir = args.resume
     else:

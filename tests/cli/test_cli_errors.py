@@ -91,12 +91,16 @@ def test_ill_typed_set_value_names_the_key_and_type(cli, tmp_path):
     assert_one_line_error(result, "train.epochs", "int", "'many'")
 
 
-def test_ill_typed_flag_value_is_a_usage_error_without_traceback(cli, tmp_path):
-    # argparse handles it: usage + one error line (argparse's format), exit 2, no traceback.
+def test_ill_typed_flag_value_is_a_one_line_usage_error(cli, tmp_path):
     result = cli("run", *FAST, "--run-dir", tmp_path / "run", "--epochs", "abc")
-    assert result.code == 2
-    assert "Traceback" not in result.err
-    assert "invalid int value: 'abc'" in result.err.splitlines()[-1]
+    assert_one_line_error(result, "invalid int value: 'abc'", "--help")
+
+
+def test_resume_refuses_other_settings(cli, tmp_path):
+    run_dir = tmp_path / "run"
+    assert cli("run", *FAST, "--run-dir", run_dir, "--epochs", "1").code == 0
+    result = cli("run", "--resume", run_dir, "--epochs", "3")
+    assert_one_line_error(result, "--resume", "train.epochs")
 
 
 # ---------------------------------------------------------------- unknown config keys
