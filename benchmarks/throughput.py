@@ -36,31 +36,15 @@ from lifelong.data.scenarios import SCENARIOS
 from lifelong.data.stream import Experience, Stream
 from lifelong.data.tensors import ImageSet
 from lifelong.presets import load_preset
-from lifelong.run import Built, boundary_writer, build
-from lifelong.run_logger import RunLogger
-from lifelong.train import fit
+from lifelong.run import Built, build, train_into
+from lifelong.train import FitState
 
 
 def end_to_end(cfg: RunConfig, built: Built, run_dir: Path) -> tuple[float, int]:
-    """Time ``fit`` with logging and per-boundary checkpoints; return (seconds, steps)."""
-    logger = RunLogger(run_dir, cfg.train.log_every, tensorboard=True)
-
-    on_boundary = boundary_writer(built, run_dir, cfg.to_raw())
-
+    """Time the run loop with logging and per-boundary checkpoints; return (seconds, steps)."""
     start = time.perf_counter()
-    state = fit(
-        built.method,
-        built.stream,
-        cfg.train,
-        built.evaluator,
-        logger,
-        built.generator,
-        None,
-        on_boundary,
-    )
-    seconds = time.perf_counter() - start
-    logger.close()
-    return seconds, state.step
+    state = train_into(built, cfg, run_dir, FitState())
+    return time.perf_counter() - start, state.step
 
 
 def compute_floor(cfg: RunConfig, stream: Stream, steps: int, rows: int) -> float:

@@ -105,6 +105,7 @@ def execute(
     """Train ``cfg`` into ``run_dir`` (resuming from its checkpoint if asked); return results."""
     prepare_run_dir(run_dir, resume)
     built = build(cfg)
+    raw_config = cfg.to_raw()
     state = FitState()
     if resume:
         state = restore(built, run_dir / CHECKPOINT)
@@ -113,16 +114,24 @@ def execute(
             "resuming %s at experience %d/%d", run_dir, state.next_experience + 1, len(built.stream)
         )
     else:
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_raw(), sort_keys=False))
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(raw_config, sort_keys=False))
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    raw_config = cfg.to_raw()
+    state = train_into(built, cfg, run_dir, state, tensorboard)
+    results = results_dict(state, len(built.stream), raw_config)
+    write_results(run_dir / "results.json", results)
+    write_plots(results, run_dir)
+    return results
+
+
+def train_into(
+    built: Built, cfg: RunConfig, run_dir: Path, state: FitState, tensorboard: bool = True
+) -> FitState:
+    """Run the loop from ``state``, logging into ``run_dir`` and checkpointing every boundary."""
     logger = RunLogger(run_dir, cfg.train.log_every, tensorboard)
     logger.global_step = state.step
-
-    on_boundary = boundary_writer(built, run_dir, raw_config)
-
+    on_boundary = boundary_writer(built, run_dir, cfg.to_raw())
     try:
-        state = fit(
+        return fit(
             built.method,
             built.stream,
             cfg.train,
@@ -134,10 +143,6 @@ def execute(
         )
     finally:
         logger.close()
-    results = results_dict(state, len(built.stream), raw_config)
-    write_results(run_dir / "results.json", results)
-    write_plots(results, run_dir)
-    return results
 
 
 def boundary_writer(

@@ -15,9 +15,6 @@ import pytest
 from lifelong.cli import main
 from lifelong.methods.base import METHODS, Method
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-MNIST_ROOT = SHARED_DATA / "mnist"
-
 
 @dataclass(frozen=True)
 class CliResult:
@@ -39,15 +36,6 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return CliResult(code, out, err)
 
     return run
-
-
-@pytest.fixture
-def mnist_root() -> Path:
-    """The real MNIST (``<root>/MNIST/raw/*.gz``) from ../shared/data; skip when absent."""
-    raw = MNIST_ROOT / "MNIST" / "raw"
-    if not (raw / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"real MNIST not found at {raw} (the shared read-only data folder)")
-    return MNIST_ROOT
 
 
 @pytest.fixture

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lifelong.cli import build_parser, config_from_args
 from lifelong.run import execute
-
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-MNIST_ROOT = SHARED_DATA / "mnist"
-
-
-@pytest.fixture
-def mnist_root() -> Path:
-    """The real MNIST (``<root>/MNIST/raw/*.gz``) from ../shared/data; skip when absent."""
-    raw = MNIST_ROOT / "MNIST" / "raw"
-    if not (raw / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"real MNIST not found at {raw} (the shared read-only data folder)")
-    return MNIST_ROOT
 
 
 @pytest.fixture(scope="session")
