@@ -132,8 +132,9 @@ def test_method_state_round_trips_with_weights_only(tmp_path: Path) -> None:
         "state": dataclasses.asdict(state),
     }
     extra = payload["method"]["buffer._extra_state"]
-    assert extra["num_seen"] == 20
-    assert isinstance(extra["rng"], tuple)  # Python Mersenne Twister state (version, words, gauss)
+    assert extra["reservoir"]["num_seen"] == 20
+    # Python Mersenne Twister state (version, words, gauss)
+    assert isinstance(extra["reservoir"]["rng"], tuple)
     momentum = payload["method"]["_extra_state"]["optimizer"]["state"]
     assert momentum and all(s["momentum_buffer"] is not None for s in momentum.values())
 

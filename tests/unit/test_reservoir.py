@@ -1,72 +1,77 @@
-"""Reservoir sampling (pure slot function) and the tensor buffer built on it."""
+"""Reservoir sampling (slot assignment by skips) and the tensor buffer built on it."""
 
 from __future__ import annotations
 
+import copy
 import random
 
 import numpy as np
 import pytest
 import torch
 
-from lifelong.buffers.reservoir import reservoir_slots
+from lifelong.buffers.reservoir import Reservoir
 from lifelong.buffers.tensor_buffer import TensorBuffer
 from lifelong.errors import ConfigError
 
 # ---------------------------------------------------------------------------------------------
-# reservoir_slots
+# Reservoir
 
 
-def _apply_in_order(store: np.ndarray, slots: list[int], values: np.ndarray) -> None:
+def _apply_in_order(store: np.ndarray, kept: list[tuple[int, int]], values: np.ndarray) -> None:
     """The sequential algorithm: writes happen in stream order, so the later item wins a slot."""
-    for slot, value in zip(slots, values.tolist(), strict=True):
-        if slot >= 0:
-            store[slot] = value
+    for item, slot in kept:
+        store[slot] = values[item]
 
 
 def test_fills_sequentially_while_not_full() -> None:
-    rng = random.Random(0)
-    first = reservoir_slots(0, 5, 20, rng)
-    assert first == [0, 1, 2, 3, 4]
+    reservoir = Reservoir(20, random.Random(0))
+    assert reservoir.slots(5) == [(i, i) for i in range(5)]
+    reservoir.slots(10)
     # a batch that crosses the capacity: the first items still fill the free slots in order
-    crossing = np.asarray(reservoir_slots(15, 10, 20, rng))
-    assert crossing.shape == (10,)
-    np.testing.assert_array_equal(crossing[:5], np.arange(15, 20))
-    assert np.all((crossing[5:] >= -1) & (crossing[5:] < 20))
+    crossing = reservoir.slots(10)
+    assert crossing[:5] == [(i, 15 + i) for i in range(5)]
+    assert all(5 <= item < 10 and 0 <= slot < 20 for item, slot in crossing[5:])
+    assert reservoir.num_seen == 25
 
 
 def test_after_full_items_are_kept_with_probability_capacity_over_position() -> None:
     # item number 99 (0-based) is kept with probability 20 / 100, in a uniform slot.
     rng = random.Random(1)
-    draws = np.asarray([reservoir_slots(99, 1, 20, rng)[0] for _ in range(20000)])
-    kept = draws[draws >= 0]
+    draws = []
+    for _ in range(20000):
+        kept = Reservoir(20, rng, num_seen=99).slots(1)
+        draws.append(kept[0][1] if kept else -1)
+    kept_slots = np.asarray([d for d in draws if d >= 0])
     # Binomial(20000, 0.2): sd = 56.6 items; 6 sd bound.
-    assert abs(kept.size - 4000) < 340
-    counts = np.bincount(kept, minlength=20)
+    assert abs(kept_slots.size - 4000) < 340
+    counts = np.bincount(kept_slots, minlength=20)
     assert counts.size == 20
     # each slot ~ Binomial(20000, 0.01): mean 200, sd 14.1; 6 sd bound over 20 slots.
     assert np.all(np.abs(counts - 200) < 85)
 
 
-def test_reservoir_keeps_a_uniform_sample_of_the_stream() -> None:
+@pytest.mark.parametrize("batch", [1, 10, 37])
+def test_reservoir_keeps_a_uniform_sample_of_the_stream(batch: int) -> None:
     """Every stream position ends in the buffer with probability capacity / N.
 
-    capacity 20, stream of N = 200 items in batches of 10, 3000 independent runs. The count of
+    capacity 20, stream of N = 200 items in batches, 3000 independent runs. The count of
     runs that keep position p is Binomial(3000, 0.1): mean 300, sd 16.4. Bounds:
     - each position within 5.5 sd (90): by a union bound over 200 positions the chance that a
       correct sampler fails is below 200 * 4e-8 < 1e-5;
     - the Pearson statistic sum((c - 300)^2 / 300) has mean about 0.9 * 199 = 179 and sd about 26,
       so it stays below 330 (about 6 sd);
     - the first and the last 50 positions each hold 10% of the kept items within 1 point.
-    A sampler biased to recent items (e.g. always replacing) or to early items fails all three.
+    A sampler biased to recent items (e.g. always replacing) or to early items fails all three,
+    and so does a skip that is off by one or lost across batch boundaries.
     """
-    capacity, total, batch, runs = 20, 200, 10, 3000
+    capacity, total, runs = 20, 200, 3000
     counts = np.zeros(total, dtype=np.int64)
     for run in range(runs):
-        rng = random.Random(run)
+        reservoir = Reservoir(capacity, random.Random(run))
         store = np.full(capacity, -1, dtype=np.int64)
         for start in range(0, total, batch):
-            slots = reservoir_slots(start, batch, capacity, rng)
-            _apply_in_order(store, slots, np.arange(start, start + batch))
+            size = min(batch, total - start)
+            _apply_in_order(store, reservoir.slots(size), np.arange(start, start + size))
         assert np.all(store >= 0)
         assert np.unique(store).size == capacity  # a slot holds one item, an item one slot
         counts[store] += 1
@@ -76,6 +81,29 @@ def test_reservoir_keeps_a_uniform_sample_of_the_stream() -> None:
     kept = runs * capacity
     assert abs(counts[:50].sum() / kept - 0.25) < 0.01
     assert abs(counts[-50:].sum() / kept - 0.25) < 0.01
+
+
+def test_the_number_of_kept_items_matches_the_expected_count() -> None:
+    """Kept items after the fill: sum over n of capacity / (n + 1), here 20 * (H_2000 - H_20)."""
+    capacity, total, runs = 20, 2000, 400
+    expected = capacity * sum(1 / (n + 1) for n in range(capacity, total))
+    counts = []
+    for run in range(runs):
+        reservoir = Reservoir(capacity, random.Random(run))
+        reservoir.slots(capacity)
+        counts.append(sum(len(reservoir.slots(10)) for _ in range((total - capacity) // 10)))
+    # the count is a sum of independent Bernoullis: variance below its mean (~46); 6 sd of the
+    # mean of 400 runs is about 2.
+    assert abs(np.mean(counts) - expected) < 2.0
+
+
+def test_state_round_trip_continues_identically() -> None:
+    reservoir = Reservoir(5, random.Random(7))
+    reservoir.slots(33)
+    restored = Reservoir(5, random.Random(0))
+    restored.load_state(reservoir.state())
+    for _ in range(20):
+        assert restored.slots(9) == reservoir.slots(9)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,12 +149,10 @@ def test_buffer_writes_follow_the_sequential_reservoir_order() -> None:
     """Slots drawn twice in one batch: the buffer holds what the sequential algorithm holds."""
     buffer = _buffer(capacity=5, seed=3)
     reference = np.full(5, -1, dtype=np.int64)
-    rng = random.Random()
     seen = 0
     for _ in range(30):
-        rng.setstate(buffer.get_extra_state()["rng"])
-        slots = reservoir_slots(seen, 50, 5, rng)
-        _apply_in_order(reference, slots, np.arange(seen, seen + 50))
+        kept = copy.deepcopy(buffer.reservoir).slots(50)
+        _apply_in_order(reference, kept, np.arange(seen, seen + 50))
         buffer.add(_items(seen, 50))
         seen += 50
         np.testing.assert_array_equal(buffer.field("y").numpy(), reference)
@@ -178,7 +204,7 @@ def test_state_dict_round_trip_gives_same_contents_and_future() -> None:
     assert copy.num_seen == 37
     for name in ("x", "y"):
         assert torch.equal(copy.field(name), original.field(name))
-    # the numpy generator travels in the extra state: same samples and same insertions next
+    # the generators travel in the extra state: same samples and same insertions next
     for _ in range(5):
         assert torch.equal(copy.sample(6)["y"], original.sample(6)["y"])
     copy.add(_items(37, 40))

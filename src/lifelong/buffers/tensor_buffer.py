@@ -9,19 +9,23 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from lifelong.buffers.reservoir import reservoir_slots
+from lifelong.buffers.reservoir import Reservoir
 from lifelong.errors import ConfigError
 
 FieldSpec = tuple[tuple[int, ...], torch.dtype]
 DRAW_BLOCK = 256
 """Index rows drawn at once by :meth:`TensorBuffer.sample` once the buffer is full."""
+FEW_ITEMS = 4
+"""Up to this many kept items per batch are written row by row instead of by index tensors."""
+TOPK_MAX_SIZE = 1024
+"""Up to this many stored items, index rows are the top-k of random keys; above, Python draws."""
 
 
 class TensorBuffer(nn.Module):
     """Preallocated tensors, one per field, filled by reservoir sampling.
 
     Fields are registered as module buffers, so the contents travel with the owning method's
-    ``state_dict``; the insertion counter and the sampling generator travel as extra state.
+    ``state_dict``; the reservoir's position and both generators travel as extra state.
 
     Args:
         capacity: Maximum number of stored items.
@@ -39,14 +43,18 @@ class TensorBuffer(nn.Module):
         self.field_names = tuple(fields)
         for name, (shape, dtype) in fields.items():
             self.register_buffer(name, torch.zeros((capacity, *shape), dtype=dtype))
-        self.num_seen = 0
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-        self._rng = random.Random(seed)
-        self._block: torch.Tensor | None = None
-        self._block_next = 0
+        seeds = torch.randint(0, 2**62, (2,), generator=generator).tolist()
+        self.reservoir = Reservoir(capacity, random.Random(seeds[0]))
+        self._index_generator = torch.Generator().manual_seed(seeds[1])
+        self._rows: list[torch.Tensor] = []  # pending index rows, handed out last first
+
+    @property
+    def num_seen(self) -> int:
+        """Items offered to the buffer so far."""
+        return self.reservoir.num_seen
 
     def __len__(self) -> int:
-        return min(self.num_seen, self.capacity)
+        return min(self.reservoir.num_seen, self.capacity)
 
     def field(self, name: str) -> torch.Tensor:
         """The stored tensor of ``name`` (only the first ``len(self)`` rows are meaningful)."""
@@ -65,15 +73,25 @@ class TensorBuffer(nn.Module):
             if isinstance(value, torch.Tensor):
                 batch_size = value.shape[0]
                 break
-        slots = reservoir_slots(self.num_seen, batch_size, self.capacity, self._rng)
-        self.num_seen += batch_size
+        kept = self.reservoir.slots(batch_size)
+        if not kept:
+            return
         # slot -> item; a later item drawing the same slot replaces the earlier one, as in the
         # sequential algorithm, so the scatter below never sees a repeated index.
-        chosen = {slot: item for item, slot in enumerate(slots) if slot >= 0}
-        if not chosen:
-            return
+        chosen = {slot: item for item, slot in kept}
         with torch.no_grad():
-            self._write(items, torch.tensor(list(chosen)), torch.tensor(list(chosen.values())))
+            if len(chosen) <= FEW_ITEMS:
+                self._write_each(items, chosen)
+            else:
+                self._write(items, torch.tensor(list(chosen)), torch.tensor(list(chosen.values())))
+
+    def _write_each(self, items: Mapping[str, torch.Tensor | int], chosen: dict[int, int]) -> None:
+        """Copy items into slots one row at a time (fewer tensor operations for a few items)."""
+        for name in self.field_names:
+            store = cast(torch.Tensor, self._buffers[name])
+            value = items[name]
+            for slot, item in chosen.items():
+                store[slot] = value if isinstance(value, int) else value[item]
 
     def _write(
         self, items: Mapping[str, torch.Tensor | int], target: torch.Tensor, source: torch.Tensor
@@ -111,34 +129,36 @@ class TensorBuffer(nn.Module):
 
         Once the buffer is full its size no longer changes, so index rows are drawn
         ``DRAW_BLOCK`` at a time and handed out one per call: the same distribution (each row
-        uniform without replacement, rows independent) for one tensor creation instead of one
-        per training step.
+        uniform without replacement, rows independent) for one tensor operation per block
+        instead of several per training step.
         """
         device = cast(torch.Tensor, self._buffers[self.field_names[0]]).device
+        generator = self._index_generator
         if size < self.capacity:
-            return torch.tensor(self._rng.sample(range(size), n), device=device)
-        if self._block is None or self._block.shape[1] != n or self._block_next == len(self._block):
-            rows = [self._rng.sample(range(size), n) for _ in range(DRAW_BLOCK)]
-            self._block = torch.tensor(rows, device=device)
-            self._block_next = 0
-        row = self._block[self._block_next]
-        self._block_next += 1
-        return row
+            return torch.randperm(size, generator=generator)[:n].to(device)
+        if not self._rows or self._rows[-1].shape[0] != n:
+            if size <= TOPK_MAX_SIZE:
+                keys = torch.rand(DRAW_BLOCK, size, generator=generator)
+                block = keys.topk(n, dim=1, sorted=False).indices
+            else:
+                rng = random.Random(int(torch.randint(0, 2**62, (1,), generator=generator)))
+                block = torch.tensor([rng.sample(range(size), n) for _ in range(DRAW_BLOCK)])
+            self._rows = list(block.to(device).unbind(0))
+        return self._rows.pop()
 
     def get_extra_state(self) -> dict[str, Any]:
-        """The insertion counter, the generator state and pending index rows, for checkpoints."""
+        """The reservoir's position, both generators and pending index rows, for checkpoints."""
+        rows = torch.stack(self._rows) if self._rows else None
         return {
-            "num_seen": self.num_seen,
-            "rng": self._rng.getstate(),
-            "block": self._block,
-            "block_next": self._block_next,
+            "reservoir": self.reservoir.state(),
+            "index_generator": self._index_generator.get_state(),
+            "rows": rows,
         }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`get_extra_state` returned."""
-        self.num_seen = int(state["num_seen"])
-        self._rng.setstate(state["rng"])
-        block = state["block"]
+        self.reservoir.load_state(state["reservoir"])
+        self._index_generator.set_state(state["index_generator"])
+        rows = state["rows"]
         device = cast(torch.Tensor, self._buffers[self.field_names[0]]).device
-        self._block = None if block is None else block.to(device)
-        self._block_next = int(state["block_next"])
+        self._rows = [] if rows is None else list(rows.to(device).unbind(0))

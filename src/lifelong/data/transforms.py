@@ -54,13 +54,9 @@ class ImageTransform:
     std: tuple[float, ...]
     crop_padding: int = 0
     hflip: bool = False
-    _constants: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = field(
+    _constants: dict[torch.device, tuple[torch.Tensor, torch.Tensor | None]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
-
-    @property
-    def _zero_mean(self) -> bool:
-        return not any(self.mean)
 
     @property
     def augments(self) -> bool:
@@ -69,15 +65,19 @@ class ImageTransform:
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Scale uint8 images to [0, 1] and normalise per channel (the evaluation transform)."""
-        if x.device not in self._constants:
-            scale = torch.tensor([1.0 / (255.0 * s) for s in self.std], device=x.device)
-            shift = torch.tensor(
-                [m / s for m, s in zip(self.mean, self.std, strict=True)], device=x.device
-            )
-            self._constants[x.device] = (scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1))
-        scale, shift = self._constants[x.device]
+        constants = self._constants.get(x.device)
+        if constants is None:
+            constants = self._constants[x.device] = self._device_constants(x.device)
+        scale, shift = constants
         out = torch.mul(x, scale)  # promotes uint8 to float32 in the same kernel
-        return out if self._zero_mean else out.sub_(shift)
+        return out if shift is None else out.sub_(shift)
+
+    def _device_constants(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x * scale - shift`` equals ``(x / 255 - mean) / std``; no shift for a zero mean."""
+        scale = torch.tensor([1.0 / (255.0 * s) for s in self.std], device=device)
+        ratios = [m / s for m, s in zip(self.mean, self.std, strict=True)]
+        shift = torch.tensor(ratios, device=device)
+        return scale.view(1, -1, 1, 1), (shift.view(1, -1, 1, 1) if any(self.mean) else None)
 
     def train(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment (crop, flip) with per-sample parameters, then normalise."""
