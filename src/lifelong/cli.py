@@ -116,7 +116,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     Without ``--preset``, the paper preset matching dataset/method/buffer size is used when one
     exists (logged); ``--preset none`` turns that off.
     """
+    import lifelong.components  # noqa: F401  (fills the registries)
     from lifelong.data.scenarios import SCENARIOS
+    from lifelong.methods.base import METHODS
 
     user: dict[str, Any] = load_yaml(args.config) if args.config else {}
     for key, _kind, _help in FLAGS.values():
@@ -141,6 +143,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             log.info("using the paper preset %r (pass --preset none for plain defaults)", preset)
     preset_layer = load_preset(preset) if preset else {}
     defaults = SCENARIOS.get(chosen.get("dataset", {}).get("name", "seq-digits")).defaults
+    method_cls = METHODS.get(chosen.get("method", {}).get("name", "er"))
+    variant = method_cls.backbone_variants.get(defaults.get("backbone", {}).get("name", "mlp"))
+    if variant:
+        defaults = merge(defaults, {"backbone": {"name": variant}})
     return resolve(merge(merge(defaults, preset_layer), user), preset)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lifelong.backbones.gelu
 import lifelong.backbones.mlp
 import lifelong.backbones.resnet
 import lifelong.backbones.sparse

@@ -49,6 +49,18 @@ def test_semantic_contrast_hand_value_and_gradient() -> None:
     assert features.grad is not None and torch.all(features.grad != 0)
 
 
+def test_semantic_contrast_with_soft_weights_hand_value() -> None:
+    prototypes = torch.tensor([[0.0], [1.0], [0.0]])
+    learned = torch.tensor([True, True, False])
+    weights = torch.zeros(3, 3)
+    weights[2, 0], weights[2, 1] = 0.75, 0.5
+    features = torch.tensor([[0.2], [0.4]], requires_grad=True)
+    # d(2, 0) = 0.09, d(2, 1) = 0.49: P = 0.75 * 0.09 + 0.5 * 0.49, N = 0.25 * 0.09 + 0.5 * 0.49
+    value = semantic_contrast(features, torch.tensor([2, 2]), prototypes, learned, weights)
+    expected = (0.75 * 0.09 + 0.5 * 0.49) / (0.25 * 0.09 + 0.5 * 0.49)
+    assert value.item() == pytest.approx(expected)
+
+
 def test_semantic_contrast_is_zero_without_new_classes() -> None:
     learned = torch.ones(2, dtype=torch.bool)
     zero = semantic_contrast(

@@ -6,7 +6,8 @@
 scenarios (the reference code cannot: its MNIST MLP never builds).
 
 Differences from the reference code: the reference reads its per-stage on/off switch
-``apply_kw`` at index 0 for all four stages; here ``apply_kw[stage]`` is honoured per stage.
+``apply_kw`` at index 0 for all four stages; here ``apply_kw[stage]`` is honoured per stage, and
+``apply_kw_compat: true`` reproduces the reference behaviour.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class SparseResNetConfig(ResNetConfig):
     """Fraction of channels kept on by k-WTA in each of the four stages (SARL's ``kw``)."""
     apply_kw: tuple[bool, ...] = (True, True, True, True)
     """Per stage: k-WTA (True) or plain ReLU (False)."""
+    apply_kw_compat: bool = False
+    """Reproduce the reference code, where ``apply_kw[0]`` switches all four stages."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -63,7 +66,8 @@ def sparse_resnet18(
     """The reduced ResNet-18 with local k-WTA in the stages where ``apply_kw`` is set."""
 
     def activation(stage: int, channels: int) -> nn.Module:
-        return KWinners(channels, cfg.kw[stage]) if cfg.apply_kw[stage] else nn.ReLU()
+        switch = cfg.apply_kw[0] if cfg.apply_kw_compat else cfg.apply_kw[stage]
+        return KWinners(channels, cfg.kw[stage]) if switch else nn.ReLU()
 
     return ResNet18(cfg, image_shape, num_classes, activation)
 

@@ -44,22 +44,26 @@ def semantic_contrast(
     labels: torch.Tensor,
     prototypes: torch.Tensor,
     learned: torch.Tensor,
-    similar: torch.Tensor,
+    weights: torch.Tensor,
 ) -> torch.Tensor:
     """Attract new classes to similar prototypes and repel them from dissimilar ones, as a ratio.
 
-    For each class ``c`` of the batch that is not learned yet, ``p_c`` is the batch mean of its
-    features (with gradient). Every other class ``r`` among learned ∪ new-in-batch contributes
-    ``d(c, r) = MSE(p_c, p_r)`` (``p_r``: stored prototype if learned, batch mean if new) to
-    ``P_c`` when ``similar[c, r]`` else to ``N_c``. The loss is ``sum_c P_c / N_c`` over classes
-    with ``N_c > 0``.
+    SARL (Sarfraz et al., ICLR 2025), Eq. 5-6; with soft weights, the weighted form of the
+    SARL_Optim ``sarl_enhanced`` variant. For each class ``c`` of the batch that is not learned
+    yet, ``p_c`` is the batch mean of its features (with gradient). Every other class ``r`` among
+    learned ∪ new-in-batch contributes ``d(c, r) = MSE(p_c, p_r)`` (``p_r``: stored prototype if
+    learned, batch mean if new)::
+
+        P_c = sum_r w[c, r] d(c, r),   N_c = sum_r (1 - w[c, r]) d(c, r),   loss = sum_c P_c / N_c
+
+    over classes with ``N_c > 0``. SARL's hard groups are ``w = similar.float()`` (0 or 1).
 
     Args:
         features: Normalised current-batch features (B, D).
         labels: Their labels (B,).
         prototypes: Stored class prototypes (C, D).
         learned: Bool mask (C,) of learned classes.
-        similar: Bool matrix (C, C), the semantic groups.
+        weights: Similarity weights (C, C) in [0, 1]; row ``c`` is used for new class ``c``.
 
     Returns:
         Scalar loss (0 when the batch holds no new class).
@@ -77,10 +81,11 @@ def semantic_contrast(
             new_means[row].expand_as(candidates), candidates, reduction="none"
         ).mean(1)
         others = torch.tensor([r != c for r in candidate_ids], device=features.device)
-        group = similar[c, candidate_ids].to(features.device)
-        negative = distances[others & ~group].sum()
+        w = weights[c, candidate_ids].to(features.device, features.dtype)
+        distances = distances[others]
+        negative = ((1 - w[others]) * distances).sum()
         if negative > 0:
-            total = total + distances[others & group].sum() / negative
+            total = total + (w[others] * distances).sum() / negative
     return total
 
 

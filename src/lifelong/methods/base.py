@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -75,6 +76,9 @@ class Method(nn.Module):
         data_scope: ``current`` trains on the current experience; ``cumulative`` on every
             experience seen so far (the joint upper bound). The loop reads it; nothing else.
         supported_settings: Scenario settings the method is defined for.
+        backbone_variants: The method's own kind of the scenario's default backbone (e.g. SARL
+            runs ``sparse_mlp`` where the scenario defaults to ``mlp``). The command line applies
+            it unless a preset, config file or flag names the backbone.
     """
 
     name: ClassVar[str]
@@ -83,6 +87,7 @@ class Method(nn.Module):
     supported_settings: ClassVar[frozenset[Setting]] = frozenset(
         {"class-il", "domain-il", "gcil", "general"}
     )
+    backbone_variants: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, cfg: MethodConfig, ctx: MethodContext) -> None:
         super().__init__()

@@ -72,7 +72,9 @@ class SARL(DER):
     name = "sarl"
     config_cls = SARLConfig
     supported_settings = frozenset({"class-il", "gcil"})
+    backbone_variants = {"mlp": "sparse_mlp", "resnet18": "sparse_resnet18"}
     prototypes: torch.Tensor
+    running: torch.Tensor
     learned: torch.Tensor
     similar: torch.Tensor
 
@@ -83,6 +85,7 @@ class SARL(DER):
         dim = int(self.net.head.in_features)
         classes = ctx.num_classes
         self.register_buffer("prototypes", torch.zeros(classes, dim, device=ctx.device))
+        self.register_buffer("running", torch.zeros(classes, dim, device=ctx.device))
         self.register_buffer("learned", torch.zeros(classes, dtype=torch.bool, device=ctx.device))
         self.register_buffer(
             "similar", torch.zeros(classes, classes, dtype=torch.bool, device=ctx.device)
@@ -121,7 +124,11 @@ class SARL(DER):
                 old_logits = self.old_net(batch.x)
             terms["distill"] = F.mse_loss(logits, old_logits)
             terms["semantic"] = semantic_contrast(
-                F.normalize(features, dim=1), batch.y, self.prototypes, self.learned, self.similar
+                F.normalize(features, dim=1),
+                batch.y,
+                self.prototypes,
+                self.learned,
+                self.semantic_weights(),
             )
             loss = loss + cfg.beta * terms["distill"] + cfg.sm_weight * terms["semantic"]
         terms["ce"] = F.cross_entropy(logits, batch.y)
@@ -130,6 +137,10 @@ class SARL(DER):
         self.optimizer.step()
         self.store(batch, logits)
         return StepOutput(loss.detach(), {k: v.detach() for k, v in terms.items()})
+
+    def semantic_weights(self) -> torch.Tensor:
+        """Weights (C, C) of the semantic ratio: SARL's hard cosine-threshold groups."""
+        return self.similar
 
     def before_experience(self, experience: Experience) -> None:
         """Start counting epochs of the new experience."""
@@ -141,11 +152,11 @@ class SARL(DER):
         self.scheduler.step()
         self.epoch = epoch + 1
         if epoch >= self.cfg.warmup_epochs and self.experiences_done > 0 and not self.grouped:
-            new = [c for c in experience.classes if not bool(self.learned[c])]
+            new = self.new_classes(experience)
             sums, counts = self.feature_sums(experience)
-            means = sums[new] / counts[new].clamp(min=1)[:, None]
+            self.running[new] = sums[new] / counts[new].clamp(min=1)[:, None]
             self.similar = cosine_groups(
-                means, new, self.prototypes, self.learned, self.cfg.sim_thresh
+                self.running[new], new, self.prototypes, self.learned, self.cfg.sim_thresh
             )
             self.grouped = True
             self.net.train()
@@ -162,6 +173,10 @@ class SARL(DER):
         self.learned |= seen
         self.experiences_done += 1
         self.net.train()
+
+    def new_classes(self, experience: Experience) -> list[int]:
+        """Classes of ``experience`` without a stored prototype."""
+        return [c for c in experience.classes if not bool(self.learned[c])]
 
     @torch.no_grad()
     def recalibrate_batch_norm(self) -> None:
