@@ -12,4 +12,6 @@ import lifelong.methods.derpp
 import lifelong.methods.er
 import lifelong.methods.finetune
 import lifelong.methods.joint
-import lifelong.methods.sarl  # noqa: F401
+import lifelong.methods.sarl
+import lifelong.methods.sarl_enhanced
+import lifelong.methods.sarl_enhanced_gelu  # noqa: F401

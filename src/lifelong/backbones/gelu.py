@@ -50,7 +50,9 @@ def gelu_mlp(cfg: MLPConfig, image_shape: tuple[int, int, int], num_classes: int
 
 BACKBONES.add(
     "gelu_resnet18",
-    BackboneSpec(GeluResNetConfig, gelu_resnet18, "reduced ResNet-18 with GELU blocks (SARL_Optim)"),
+    BackboneSpec(
+        GeluResNetConfig, gelu_resnet18, "reduced ResNet-18 with GELU blocks (SARL_Optim)"
+    ),
 )
 BACKBONES.add(
     "gelu_mlp", BackboneSpec(MLPConfig, gelu_mlp, "MLP with GELU hidden layers (SARL_Optim)")

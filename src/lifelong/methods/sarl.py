@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -72,7 +73,10 @@ class SARL(DER):
     name = "sarl"
     config_cls = SARLConfig
     supported_settings = frozenset({"class-il", "gcil"})
-    backbone_variants = {"mlp": "sparse_mlp", "resnet18": "sparse_resnet18"}
+    backbone_variants: ClassVar[Mapping[str, str]] = {
+        "mlp": "sparse_mlp",
+        "resnet18": "sparse_resnet18",
+    }
     prototypes: torch.Tensor
     running: torch.Tensor
     learned: torch.Tensor
@@ -119,7 +123,7 @@ class SARL(DER):
                 loss = loss + cfg.op_weight * terms["prototype"]
         features = self.net.features(batch.x)
         logits = self.net.head(features)
-        if self.experiences_done > 0 and self.epoch > cfg.warmup_epochs:
+        if self.semantic_active:
             with torch.no_grad():
                 old_logits = self.old_net(batch.x)
             terms["distill"] = F.mse_loss(logits, old_logits)
@@ -137,6 +141,11 @@ class SARL(DER):
         self.optimizer.step()
         self.store(batch, logits)
         return StepOutput(loss.detach(), {k: v.detach() for k, v in terms.items()})
+
+    @property
+    def semantic_active(self) -> bool:
+        """Whether distillation and the semantic ratio apply (experience > 1, after warm-up)."""
+        return self.experiences_done > 0 and self.epoch > self.cfg.warmup_epochs
 
     def semantic_weights(self) -> torch.Tensor:
         """Weights (C, C) of the semantic ratio: SARL's hard cosine-threshold groups."""
