@@ -44,8 +44,9 @@ def _enhanced(stream: Stream, **overrides: object) -> SARLEnhanced:
     net = BACKBONES.get("gelu_mlp").build(
         MLPConfig(hidden=(16,)), stream.image_shape, stream.num_classes
     )
+    cpu = torch.device("cpu")
     ctx = MethodContext(
-        net, stream.num_classes, stream.image_shape, stream.transform, torch.device("cpu"), generator
+        net, stream.num_classes, stream.image_shape, stream.transform, cpu, generator
     )
     settings = {"lr": 0.05, "buffer_size": 40, "minibatch_size": 8, "warmup_epochs": 0}
     return SARLEnhanced(SARLEnhancedConfig(**{**settings, **overrides}), ctx)  # type: ignore[arg-type]
@@ -154,7 +155,5 @@ def test_gelu_variant_uses_the_tanh_approximation_and_keeps_an_explicit_backbone
     net = BACKBONES.get("gelu_mlp").build(MLPConfig(hidden=(8,)), (1, 4, 4), 3)
     gelus = [m for m in net.modules() if isinstance(m, nn.GELU)]
     assert gelus and all(m.approximate == "tanh" for m in gelus)
-    cfg = _config(
-        "--method", "sarl_enhanced_gelu", "--dataset", "seq-digits", "--backbone", "mlp"
-    )
+    cfg = _config("--method", "sarl_enhanced_gelu", "--dataset", "seq-digits", "--backbone", "mlp")
     assert cfg.backbone_name == "mlp"  # a named backbone wins over the variant's default
