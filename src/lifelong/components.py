@@ -14,4 +14,5 @@ import lifelong.methods.finetune
 import lifelong.methods.joint
 import lifelong.methods.sarl
 import lifelong.methods.sarl_enhanced
-import lifelong.methods.sarl_enhanced_gelu  # noqa: F401
+import lifelong.methods.sarl_enhanced_gelu
+import lifelong.methods.sarl_enhanced_gelu_balanced  # noqa: F401

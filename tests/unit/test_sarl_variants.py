@@ -11,6 +11,7 @@ from torch import nn
 import lifelong.components  # noqa: F401
 from lifelong.backbones import BACKBONES
 from lifelong.backbones.mlp import MLPConfig
+from lifelong.buffers.tensor_buffer import TensorBuffer
 from lifelong.cli import build_parser, config_from_args
 from lifelong.data.catalog import GREY
 from lifelong.data.stream import Experience, Stream
@@ -18,11 +19,16 @@ from lifelong.data.tensors import ImageSet
 from lifelong.evaluation.evaluator import Evaluator
 from lifelong.methods.base import MethodContext
 from lifelong.methods.sarl_enhanced import SARLEnhanced, SARLEnhancedConfig
+from lifelong.methods.sarl_enhanced_gelu_balanced import (
+    SARLBalancedConfig,
+    SARLEnhancedGELUBalanced,
+)
 from lifelong.nn.k_winners import KWinners
 from lifelong.nn.semantic_similarity import similarity_targets
 from lifelong.run_logger import RunLogger
 from lifelong.seed import seed_everything
 from lifelong.train import TrainConfig, fit
+from lifelong.types import Batch
 
 
 def _stream(classes_per_experience: int = 2, experiences: int = 3) -> Stream:
@@ -157,3 +163,93 @@ def test_gelu_variant_uses_the_tanh_approximation_and_keeps_an_explicit_backbone
     assert gelus and all(m.approximate == "tanh" for m in gelus)
     cfg = _config("--method", "sarl_enhanced_gelu", "--dataset", "seq-digits", "--backbone", "mlp")
     assert cfg.backbone_name == "mlp"  # a named backbone wins over the variant's default
+
+
+# ---------------------------------------------------------------------------------------------
+# sarl_enhanced_gelu_balanced: importance-weighted replay
+
+
+def _balanced(stream: Stream, **overrides: object) -> SARLEnhancedGELUBalanced:
+    generator = seed_everything(0)
+    net = BACKBONES.get("gelu_mlp").build(
+        MLPConfig(hidden=(16,)), stream.image_shape, stream.num_classes
+    )
+    cpu = torch.device("cpu")
+    ctx = MethodContext(
+        net, stream.num_classes, stream.image_shape, stream.transform, cpu, generator
+    )
+    settings = {"lr": 0.05, "buffer_size": 30, "minibatch_size": 1, "warmup_epochs": 0}
+    config = SARLBalancedConfig(**{**settings, **overrides})  # type: ignore[arg-type]
+    return SARLEnhancedGELUBalanced(config, ctx)
+
+
+def test_weighted_sampling_follows_the_weights() -> None:
+    buffer = TensorBuffer(5, {"y": ((), torch.int64)}, torch.Generator().manual_seed(0))
+    buffer.add({"y": torch.arange(5)})
+    weights = torch.tensor([1.0, 2.0, 3.0, 4.0, 0.0])
+    draws = torch.cat([buffer.sample_weighted(weights, 1)["y"] for _ in range(10000)])
+    counts = torch.bincount(draws, minlength=5).double()
+    expected = 10000 * weights.double() / weights.sum()
+    assert counts[4] == 0  # zero weight: never drawn
+    # Pearson statistic over 4 cells (3 d.o.f.): 99.99th percentile is 21.1
+    assert float(((counts[:4] - expected[:4]) ** 2 / expected[:4]).sum()) < 21.1
+    several = buffer.sample_weighted(weights, 10)["y"].tolist()
+    assert sorted(several) == [0, 1, 2, 3]  # without replacement, only positive weights
+
+
+@pytest.mark.filterwarnings(r"ignore:Detected call of `lr_scheduler.step\(\)`")
+def test_balanced_replay_follows_the_importance_weights() -> None:
+    stream = _stream()
+    method = _balanced(stream)
+    for batch in _batches(stream[0]):
+        method.observe(batch)
+    method.after_experience(stream[0])
+    with torch.no_grad():  # an S with a spread of scores (an untrained one says ~0.5 for all)
+        method.similarity.layers[-1].weight.mul_(50)
+    importance = method.importance()
+    probabilities = (importance / importance.sum()).double()
+    # the weights are far from uniform, so a uniform sampler fails the check below
+    assert float(probabilities.max() / probabilities.min()) > 1.5
+    stored = method.buffer.field("logits")[: len(method.buffer)]
+    draws = torch.cat([method.replay_sample()["logits"] for _ in range(6000)])
+    slots = torch.cdist(draws, stored).argmin(dim=1)  # stored logits identify the slot
+    counts = torch.bincount(slots, minlength=len(stored)).double()
+
+    def pearson(p: torch.Tensor) -> float:
+        expected = len(draws) * p
+        return float(((counts - expected) ** 2 / expected).sum())
+
+    # 29 degrees of freedom: the 99.99th percentile of chi-square is about 63
+    assert pearson(probabilities) < 63
+    assert pearson(torch.full_like(probabilities, 1 / len(stored))) > 63
+
+
+def test_importance_by_hand() -> None:
+    stream = _stream()
+    method = _balanced(stream, adaptive_temp=0.25, balance_alpha=1.0)
+    for batch in _batches(stream[0])[:1]:
+        method.observe(batch)
+    # no prototypes yet: every score is 0.5, membership 0.5, balance 2/(n/2) = 4/n
+    n = len(method.buffer)
+    expected = torch.full((n,), (4 / n) / (0.5 + 1e-6))
+    assert torch.allclose(method.importance(), expected)
+
+
+def test_stored_features_follow_the_reservoir_slots() -> None:
+    stream = _stream()
+    method = _balanced(stream)
+    batch = _batches(stream[0])[0]
+    net = copy.deepcopy(method.net)
+    method.observe(batch)
+    with torch.no_grad():
+        expected = torch.nn.functional.normalize(net.features(batch.x), dim=1)
+    assert torch.allclose(method.buffer.field("feature")[: len(batch.y)], expected, atol=1e-6)
+
+
+def _batches(experience: Experience) -> list[Batch]:
+    data = experience.train
+    transform = GREY
+    return [
+        Batch(transform.normalize(data.x[i : i + 10]), data.y[i : i + 10], data.x[i : i + 10], 0)
+        for i in range(0, len(data), 10)
+    ]

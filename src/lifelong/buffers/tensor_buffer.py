@@ -124,6 +124,36 @@ class TensorBuffer(nn.Module):
             for name in fields or self.field_names
         }
 
+    def sample_weighted(
+        self, weights: torch.Tensor, n: int, fields: tuple[str, ...] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Draw ``n`` distinct stored items with probabilities proportional to ``weights``.
+
+        Successive draws without replacement, as ``torch.multinomial``: the first item is drawn
+        with probability ``weights[i] / sum(weights)``, each next one from the rest.
+
+        Args:
+            weights: Non-negative weights (len(self),) of the stored items.
+            n: Number of items wanted (at most the number with positive weight).
+            fields: Which fields to return (all when None).
+        """
+        if len(weights) != len(self) or len(self) == 0:
+            raise ValueError(f"need {len(self)} weights for a non-empty buffer, got {len(weights)}")
+        available = int((weights > 0).sum())
+        index = torch.multinomial(
+            weights.detach().float().cpu(),
+            min(n, available),
+            replacement=False,
+            generator=self._index_generator,
+        )
+        device = cast(torch.Tensor, self._buffers[self.field_names[0]]).device
+        index = index.to(device)
+        stores = self._buffers
+        return {
+            name: torch.index_select(cast(torch.Tensor, stores[name]), 0, index)
+            for name in fields or self.field_names
+        }
+
     def _draw(self, size: int, n: int) -> torch.Tensor:
         """``n`` distinct indices below ``size``, on the buffer's device.
 

@@ -150,8 +150,16 @@ def register(cls: type[Method]) -> type[Method]:
     return cls
 
 
-def rehearsal_buffer(ctx: MethodContext, capacity: int, logits: bool) -> TensorBuffer:
-    """A reservoir buffer of un-augmented inputs, labels, experience ids and optionally logits."""
+def rehearsal_buffer(
+    ctx: MethodContext,
+    capacity: int,
+    logits: bool,
+    extra: Mapping[str, FieldSpec] | None = None,
+) -> TensorBuffer:
+    """A reservoir buffer of un-augmented inputs, labels, experience ids and optional fields.
+
+    ``logits`` adds the network's logits; ``extra`` adds fields as name → (item shape, dtype).
+    """
     fields: dict[str, FieldSpec] = {
         "x": (ctx.image_shape, torch.uint8),
         "y": ((), torch.int64),
@@ -159,4 +167,5 @@ def rehearsal_buffer(ctx: MethodContext, capacity: int, logits: bool) -> TensorB
     }
     if logits:
         fields["logits"] = ((ctx.num_classes,), torch.float32)
+    fields.update(extra or {})
     return TensorBuffer(capacity, fields, ctx.generator).to(ctx.device)

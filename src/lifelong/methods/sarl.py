@@ -110,7 +110,7 @@ class SARL(DER):
         loss = batch.x.new_zeros(())
         terms: dict[str, torch.Tensor] = {}
         if len(self.buffer) > 0:
-            replay = self.buffer.sample(cfg.minibatch_size, ("x", "y", "logits"))
+            replay = self.replay_sample()
             replay_features = self.net.features(self.augment(replay["x"]))
             replay_logits = self.net.head(replay_features)
             terms["logit_mse"] = logit_replay_loss(replay_logits, replay["logits"])
@@ -139,8 +139,16 @@ class SARL(DER):
         loss = loss + terms["ce"]
         loss.backward()
         self.optimizer.step()
-        self.store(batch, logits)
+        self.store_step(batch, logits, features)
         return StepOutput(loss.detach(), {k: v.detach() for k, v in terms.items()})
+
+    def replay_sample(self) -> dict[str, torch.Tensor]:
+        """The replay minibatch: ``minibatch_size`` buffer items drawn uniformly."""
+        return self.buffer.sample(self.cfg.minibatch_size, ("x", "y", "logits"))
+
+    def store_step(self, batch: Batch, logits: torch.Tensor, features: torch.Tensor) -> None:
+        """Offer the batch to the buffer with its logits (``features`` unused by SARL itself)."""
+        self.store(batch, logits)
 
     @property
     def semantic_active(self) -> bool:
