@@ -49,6 +49,34 @@ def test_methods_run_on_a_cifar10_folder(cli, tmp_path: Path, method: str) -> No
     assert len(results["protocols"]["class-il"]["matrix"]) == 5
 
 
+@pytest.mark.parametrize(
+    ("method", "backbone"),
+    [
+        ("sarl", "sparse_resnet18"),
+        ("sarl_enhanced", "sparse_resnet18"),
+        ("sarl_enhanced_gelu", "gelu_resnet18"),
+        ("sarl_enhanced_gelu_balanced", "gelu_resnet18"),
+    ],
+)
+def test_sarl_family_runs_on_a_cifar10_folder(
+    cli, tmp_path: Path, method: str, backbone: str
+) -> None:
+    root = write_cifar10(tmp_path / "data")
+    run_dir = tmp_path / "run"
+    args = ["--method", method, "--dataset", "seq-cifar10", "--data-root", root, "--epochs", "2"]
+    args += ["--set", "backbone.nf=4", "--set", "warmup_epochs=0", "--batch-size", "8"]
+    result = cli(
+        "run", *FAST, "--run-dir", run_dir, *args, "--buffer-size", "20", "--preset", "none"
+    )
+    assert result.code == 0, result.err
+    assert f"name: {backbone}" in (run_dir / "config.yaml").read_text()
+    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    later = {key for s in steps if s["kind"] == "step" and s["experience"] > 0 for key in s}
+    assert {"semantic", "distill", "prototype"} <= later
+    if method != "sarl":
+        assert "similarity_bce" in later
+
+
 def test_sarl_paper_preset_runs_on_the_fixture(cli, tmp_path: Path) -> None:
     root = write_cifar10(tmp_path / "data")
     run_dir = tmp_path / "run"
