@@ -1,0 +1,5 @@
+"""``python -m lifelong``: the same as the ``lifelong`` command."""
+
+from lifelong.cli import main
+
+raise SystemExit(main())
