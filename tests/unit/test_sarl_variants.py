@@ -45,17 +45,22 @@ def _stream(classes_per_experience: int = 2, experiences: int = 3) -> Stream:
     return Stream("synthetic", tuple(parts), total, "class-il", GREY, tuple(map(str, range(total))))
 
 
-def _enhanced(stream: Stream, **overrides: object) -> SARLEnhanced:
+def _context(stream: Stream) -> MethodContext:
+    """A GELU MLP with 16 hidden units on ``stream``, seeded."""
     generator = seed_everything(0)
     net = BACKBONES.get("gelu_mlp").build(
         MLPConfig(hidden=(16,)), stream.image_shape, stream.num_classes
     )
     cpu = torch.device("cpu")
-    ctx = MethodContext(
+    return MethodContext(
         net, stream.num_classes, stream.image_shape, stream.transform, cpu, generator
     )
+
+
+def _enhanced(stream: Stream, **overrides: object) -> SARLEnhanced:
     settings = {"lr": 0.05, "buffer_size": 40, "minibatch_size": 8, "warmup_epochs": 0}
-    return SARLEnhanced(SARLEnhancedConfig(**{**settings, **overrides}), ctx)  # type: ignore[arg-type]
+    config = SARLEnhancedConfig(**{**settings, **overrides})  # type: ignore[arg-type]
+    return SARLEnhanced(config, _context(stream))
 
 
 class Recorder(RunLogger):
@@ -170,17 +175,9 @@ def test_gelu_variant_uses_the_tanh_approximation_and_keeps_an_explicit_backbone
 
 
 def _balanced(stream: Stream, **overrides: object) -> SARLEnhancedGELUBalanced:
-    generator = seed_everything(0)
-    net = BACKBONES.get("gelu_mlp").build(
-        MLPConfig(hidden=(16,)), stream.image_shape, stream.num_classes
-    )
-    cpu = torch.device("cpu")
-    ctx = MethodContext(
-        net, stream.num_classes, stream.image_shape, stream.transform, cpu, generator
-    )
     settings = {"lr": 0.05, "buffer_size": 30, "minibatch_size": 1, "warmup_epochs": 0}
     config = SARLBalancedConfig(**{**settings, **overrides})  # type: ignore[arg-type]
-    return SARLEnhancedGELUBalanced(config, ctx)
+    return SARLEnhancedGELUBalanced(config, _context(stream))
 
 
 def test_weighted_sampling_follows_the_weights() -> None:
@@ -204,8 +201,10 @@ def test_balanced_replay_follows_the_importance_weights() -> None:
     for batch in _batches(stream[0]):
         method.observe(batch)
     method.after_experience(stream[0])
+    last = method.similarity.layers[-1]
+    assert isinstance(last, nn.Linear)
     with torch.no_grad():  # an S with a spread of scores (an untrained one says ~0.5 for all)
-        method.similarity.layers[-1].weight.mul_(50)
+        last.weight.mul_(50)
     importance = method.importance()
     probabilities = (importance / importance.sum()).double()
     # the weights are far from uniform, so a uniform sampler fails the check below
