@@ -117,12 +117,7 @@ class TensorBuffer(nn.Module):
         size = len(self)
         if size == 0:
             raise RuntimeError("sample() on an empty buffer")
-        index = self._draw(size, min(n, size))
-        stores = self._buffers
-        return {
-            name: torch.index_select(cast(torch.Tensor, stores[name]), 0, index)
-            for name in fields or self.field_names
-        }
+        return self._gather(self._draw(size, min(n, size)), fields)
 
     def sample_weighted(
         self, weights: torch.Tensor, n: int, fields: tuple[str, ...] | None = None
@@ -146,13 +141,22 @@ class TensorBuffer(nn.Module):
             replacement=False,
             generator=self._index_generator,
         )
-        device = cast(torch.Tensor, self._buffers[self.field_names[0]]).device
-        index = index.to(device)
+        return self._gather(index.to(self._device), fields)
+
+    def _gather(
+        self, index: torch.Tensor, fields: tuple[str, ...] | None
+    ) -> dict[str, torch.Tensor]:
+        """Rows ``index`` of each requested field (all when None)."""
         stores = self._buffers
         return {
             name: torch.index_select(cast(torch.Tensor, stores[name]), 0, index)
             for name in fields or self.field_names
         }
+
+    @property
+    def _device(self) -> torch.device:
+        """Where the stored tensors live."""
+        return cast(torch.Tensor, self._buffers[self.field_names[0]]).device
 
     def _draw(self, size: int, n: int) -> torch.Tensor:
         """``n`` distinct indices below ``size``, on the buffer's device.
@@ -162,7 +166,7 @@ class TensorBuffer(nn.Module):
         uniform without replacement, rows independent) for one tensor operation per block
         instead of several per training step.
         """
-        device = cast(torch.Tensor, self._buffers[self.field_names[0]]).device
+        device = self._device
         generator = self._index_generator
         if size < self.capacity:
             return torch.randperm(size, generator=generator)[:n].to(device)
@@ -190,5 +194,4 @@ class TensorBuffer(nn.Module):
         self.reservoir.load_state(state["reservoir"])
         self._index_generator.set_state(state["index_generator"])
         rows = state["rows"]
-        device = cast(torch.Tensor, self._buffers[self.field_names[0]]).device
-        self._rows = [] if rows is None else list(rows.to(device).unbind(0))
+        self._rows = [] if rows is None else list(rows.to(self._device).unbind(0))

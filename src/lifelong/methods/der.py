@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -80,13 +81,20 @@ class DER(Method):
         self.store(batch, logits)
         return StepOutput(loss.detach(), terms)
 
-    def store(self, batch: Batch, logits: torch.Tensor) -> None:
-        """Offer the un-augmented batch with its labels, experience id and logits to the buffer."""
-        self.buffer.add(
-            {
-                "x": batch.x_clean,
-                "y": batch.y,
-                "experience": batch.experience_id,
-                "logits": logits.detach(),
-            }
-        )
+    def store(
+        self,
+        batch: Batch,
+        logits: torch.Tensor,
+        extra: Mapping[str, torch.Tensor] | None = None,
+    ) -> None:
+        """Offer the batch to the buffer: un-augmented inputs, labels, experience id, logits.
+
+        ``extra`` adds per-item fields (name → tensor) that the buffer was built with.
+        """
+        items: dict[str, torch.Tensor | int] = {
+            "x": batch.x_clean,
+            "y": batch.y,
+            "experience": batch.experience_id,
+            "logits": logits.detach(),
+        }
+        self.buffer.add({**items, **(extra or {})})

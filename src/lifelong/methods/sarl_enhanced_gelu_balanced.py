@@ -94,12 +94,4 @@ class SARLEnhancedGELUBalanced(SARLEnhancedGELU):
 
     def store_step(self, batch: Batch, logits: torch.Tensor, features: torch.Tensor) -> None:
         """Offer the batch with its logits and normalised features to the buffer."""
-        self.buffer.add(
-            {
-                "x": batch.x_clean,
-                "y": batch.y,
-                "experience": batch.experience_id,
-                "logits": logits.detach(),
-                "feature": F.normalize(features.detach(), dim=1),
-            }
-        )
+        self.store(batch, logits, {"feature": F.normalize(features.detach(), dim=1)})
