@@ -77,6 +77,21 @@ class FitState:
     seconds: list[float] = field(default_factory=list)
 
 
+def training_inputs(
+    x_clean: torch.Tensor, transform: ImageTransform, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``(x, x_clean)`` pair of a :class:`~lifelong.types.Batch` from clean uint8 inputs.
+
+    ``x`` is augmented and normalised. ``x_clean`` is what buffers store: the uint8 inputs when
+    the stream augments (replay draws a fresh augmentation), else the normalised inputs
+    themselves, so replay has nothing to recompute.
+    """
+    if transform.augments:
+        return transform.train(x_clean, generator), x_clean
+    x = transform.normalize(x_clean)
+    return x, x
+
+
 def batches(
     data: ImageSet,
     num_steps: int,
@@ -93,7 +108,7 @@ def batches(
     With ``ordered`` the data are taken in their stored order (a scenario whose order matters,
     such as MNIST-360) instead of a fresh permutation per pass. Examples are gathered and
     augmented ``chunk_batches`` batches at a time (per-sample random
-    parameters), then sliced into batches without copies.
+    parameters), then sliced into batches without copies (see :func:`training_inputs`).
     """
     step = 0
     while step < num_steps:
@@ -105,13 +120,8 @@ def batches(
             chunk = min(chunk_batches, num_steps - step) * batch_size
             index = order[start : start + chunk]
             start += chunk
-            x_clean = data.x[index].to(device)
+            x, x_clean = training_inputs(data.x[index].to(device), transform, generator)
             y = data.y[index].to(device)
-            x = (
-                transform.train(x_clean, generator)
-                if transform.augments
-                else transform.normalize(x_clean)
-            )
             parts = zip(
                 x.split(batch_size), y.split(batch_size), x_clean.split(batch_size), strict=True
             )

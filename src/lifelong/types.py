@@ -14,7 +14,9 @@ class Batch:
     Attributes:
         x: Augmented, normalised inputs, shape (B, C, H, W) float32.
         y: Integer labels, shape (B,).
-        x_clean: Un-augmented uint8 inputs, shape (B, C, H, W): what rehearsal buffers store.
+        x_clean: The un-augmented inputs as rehearsal buffers store them, shape (B, C, H, W):
+            uint8 when the stream augments (replay draws a fresh augmentation), otherwise the
+            normalised float inputs themselves (``x``; replay then has nothing to recompute).
         experience_id: Index of the experience the batch comes from.
     """
 

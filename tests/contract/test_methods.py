@@ -20,7 +20,7 @@ from lifelong.evaluation.evaluator import Evaluator
 from lifelong.methods.base import METHODS, Method, MethodContext, RehearsalConfig
 from lifelong.run_logger import RunLogger
 from lifelong.seed import restore_rng_state, rng_state, seed_everything
-from lifelong.train import TrainConfig, batches, fit
+from lifelong.train import TrainConfig, batches, fit, training_inputs
 from lifelong.types import Batch
 
 CPU = torch.device("cpu")
@@ -107,9 +107,7 @@ def fixed_batch(stream: Stream, t: int, size: int = 12) -> Batch:
     """A batch of experience ``t`` drawn from its own generator (independent of the method)."""
     g = torch.Generator().manual_seed(100 + t)
     index = torch.randperm(len(stream[t].train), generator=g)[:size]
-    x_clean = stream[t].train.x[index]
-    x = stream.transform.train(x_clean, g) if stream.transform.augments else None
-    x = stream.transform.normalize(x_clean) if x is None else x
+    x, x_clean = training_inputs(stream[t].train.x[index], stream.transform, g)
     return Batch(x, stream[t].train.y[index], x_clean, t)
 
 
@@ -334,7 +332,7 @@ def test_state_dict_round_trip_gives_same_predictions_and_next_update(name: str,
 
 
 @pytest.mark.parametrize("name", REHEARSAL_NAMES)
-def test_rehearsal_buffer_holds_clean_uint8_inputs_and_experience_ids(name: str, kind: str) -> None:
+def test_rehearsal_buffer_holds_clean_inputs_and_experience_ids(name: str, kind: str) -> None:
     stream = make_stream(kind)
     method = _fit_once(name, kind, seed=3)
     buffer = method.buffer  # type: ignore[attr-defined]
@@ -342,12 +340,15 @@ def test_rehearsal_buffer_holds_clean_uint8_inputs_and_experience_ids(name: str,
     assert buffer.num_seen == seen
     assert len(buffer) == min(seen, buffer.capacity) == 24
     x = buffer.field("x")
-    assert x.dtype == torch.uint8
+    # uint8 when replay re-augments; the normalised input itself when the stream does not augment
+    augments = stream.transform.augments
+    assert x.dtype == (torch.uint8 if augments else torch.float32)
     assert tuple(x.shape[1:]) == stream.image_shape
     # every stored input is an un-augmented training image, stored with its label and experience
     origin = {}
     for experience in stream:
-        for image, label in zip(experience.train.x, experience.train.y.tolist(), strict=True):
+        images = experience.train.x if augments else stream.transform.normalize(experience.train.x)
+        for image, label in zip(images, experience.train.y.tolist(), strict=True):
             origin[image.numpy().tobytes()] = (label, experience.id)
     for image, label, exp in zip(
         x, buffer.field("y").tolist(), buffer.field("experience").tolist(), strict=True

@@ -24,7 +24,7 @@ from lifelong.errors import RunDirError
 from lifelong.methods.base import MethodContext, RehearsalConfig
 from lifelong.methods.er import ER
 from lifelong.seed import rng_state, seed_everything
-from lifelong.train import FitState
+from lifelong.train import FitState, training_inputs
 from lifelong.types import Batch
 
 
@@ -115,9 +115,10 @@ def test_method_state_round_trips_with_weights_only(tmp_path: Path) -> None:
     ctx = MethodContext(backbone, 3, shape, transform, torch.device("cpu"), generator)
     method = ER(RehearsalConfig(lr=0.1, momentum=0.9, buffer_size=6, minibatch_size=4), ctx)
     for step in range(4):
-        x_clean = torch.randint(0, 256, (5, *shape), generator=generator, dtype=torch.uint8)
+        raw = torch.randint(0, 256, (5, *shape), generator=generator, dtype=torch.uint8)
         y = torch.randint(0, 3, (5,), generator=generator)
-        method.observe(Batch(transform.normalize(x_clean), y, x_clean, step // 2))
+        x, x_clean = training_inputs(raw, transform, generator)
+        method.observe(Batch(x, y, x_clean, step // 2))
     state = FitState(
         next_experience=1,
         rows={"class-il": [[50.0, float("nan")]]},

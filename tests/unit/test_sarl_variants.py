@@ -27,7 +27,7 @@ from lifelong.nn.k_winners import KWinners
 from lifelong.nn.semantic_similarity import similarity_targets
 from lifelong.run_logger import RunLogger
 from lifelong.seed import seed_everything
-from lifelong.train import TrainConfig, fit
+from lifelong.train import TrainConfig, fit, training_inputs
 from lifelong.types import Batch
 
 
@@ -247,8 +247,9 @@ def test_stored_features_follow_the_reservoir_slots() -> None:
 
 def _batches(experience: Experience) -> list[Batch]:
     data = experience.train
-    transform = GREY
-    return [
-        Batch(transform.normalize(data.x[i : i + 10]), data.y[i : i + 10], data.x[i : i + 10], 0)
-        for i in range(0, len(data), 10)
-    ]
+    generator = torch.Generator().manual_seed(0)
+    out = []
+    for i in range(0, len(data), 10):
+        x, x_clean = training_inputs(data.x[i : i + 10], GREY, generator)
+        out.append(Batch(x, data.y[i : i + 10], x_clean, 0))
+    return out

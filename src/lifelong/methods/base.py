@@ -129,7 +129,13 @@ class Method(nn.Module):
         return out
 
     def augment(self, x_clean: torch.Tensor) -> torch.Tensor:
-        """Apply the training transform (augmentation + normalisation) to stored uint8 inputs."""
+        """Training inputs from clean ones: augment and normalise uint8 images.
+
+        Float inputs are already normalised clean inputs of a stream that does not augment
+        (see :class:`~lifelong.types.Batch`) and are returned as they are.
+        """
+        if x_clean.is_floating_point():
+            return x_clean
         return self.ctx.transform.train(x_clean, self.ctx.generator)
 
     def get_extra_state(self) -> dict[str, Any]:
@@ -158,10 +164,14 @@ def rehearsal_buffer(
 ) -> TensorBuffer:
     """A reservoir buffer of un-augmented inputs, labels, experience ids and optional fields.
 
+    Inputs are stored as the loop's ``Batch.x_clean``: uint8 when the stream augments, else
+    normalised float32 (four times the memory, no re-normalisation per replayed item).
+
     ``logits`` adds the network's logits; ``extra`` adds fields as name → (item shape, dtype).
     """
+    stored_dtype = torch.uint8 if ctx.transform.augments else torch.float32
     fields: dict[str, FieldSpec] = {
-        "x": (ctx.image_shape, torch.uint8),
+        "x": (ctx.image_shape, stored_dtype),
         "y": ((), torch.int64),
         "experience": ((), torch.int64),
     }
