@@ -15,4 +15,5 @@ import lifelong.methods.joint
 import lifelong.methods.sarl
 import lifelong.methods.sarl_enhanced
 import lifelong.methods.sarl_enhanced_gelu
-import lifelong.methods.sarl_enhanced_gelu_balanced  # noqa: F401
+import lifelong.methods.sarl_enhanced_gelu_balanced
+import lifelong.methods.sarl_online  # noqa: F401

@@ -123,6 +123,7 @@ class SARL(DER):
                 loss = loss + cfg.op_weight * terms["prototype"]
         features = self.net.features(batch.x)
         logits = self.net.head(features)
+        self.track_features(features, batch.y)
         if self.semantic_active:
             with torch.no_grad():
                 old_logits = self.old_net(batch.x)
@@ -149,6 +150,13 @@ class SARL(DER):
     def store_step(self, batch: Batch, logits: torch.Tensor, features: torch.Tensor) -> None:
         """Offer the batch to the buffer with its logits (``features`` unused by SARL itself)."""
         self.store(batch, logits)
+
+    def track_features(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        """See the current batch's features before the loss terms (SARL: nothing to do).
+
+        SARL takes its class statistics from passes over the data at epoch ends; the online
+        form accumulates them here, step by step.
+        """
 
     @property
     def semantic_active(self) -> bool:
@@ -184,12 +192,16 @@ class SARL(DER):
         self.scheduler = self.make_scheduler()
         self.old_net.load_state_dict(self.net.state_dict())
         self.recalibrate_batch_norm()
+        self.store_prototypes(experience)
+        self.experiences_done += 1
+        self.net.train()
+
+    def store_prototypes(self, experience: Experience) -> None:
+        """Set each class's prototype to its mean normalised feature over the experience."""
         sums, counts = self.feature_sums(experience)
         seen = counts > 0
         self.prototypes[seen] = sums[seen] / counts[seen][:, None]
         self.learned |= seen
-        self.experiences_done += 1
-        self.net.train()
 
     def new_classes(self, experience: Experience) -> list[int]:
         """Classes of ``experience`` without a stored prototype."""
