@@ -253,3 +253,26 @@ def _batches(experience: Experience) -> list[Batch]:
         x, x_clean = training_inputs(data.x[i : i + 10], GREY, generator)
         out.append(Batch(x, data.y[i : i + 10], x_clean, 0))
     return out
+
+
+@pytest.mark.parametrize("min_score", [0.0, 0.3])
+def test_importance_clamps_low_scores_at_min_score(min_score: float) -> None:
+    stream = _stream()
+    method = _balanced(stream, min_score=min_score)
+    for batch in _batches(stream[0]):
+        method.observe(batch)
+    method.after_experience(stream[0])
+    last = method.similarity.layers[-1]
+    assert isinstance(last, nn.Linear)
+    method.similarity.train(False)
+    with torch.no_grad():  # spread and lower the scores so that some fall below 0.3
+        last.weight.mul_(50)
+        last.bias.sub_(1.5)
+        size = len(method.buffer)
+        labels = method.buffer.field("y")[:size]
+        scores = method.similarity(method.buffer.field("feature")[:size], method.prototypes[labels])
+    assert float(scores.min()) < 0.3 < float(scores.max())
+    membership = torch.sigmoid((scores - scores.mean()) / method.cfg.adaptive_temp)
+    balance = membership * (2 / membership.sum()) + (1 - membership) * (2 / (1 - membership).sum())
+    expected = balance / (scores.clamp(min=min_score) + 1e-6)
+    assert torch.allclose(method.importance(), expected, rtol=1e-5)

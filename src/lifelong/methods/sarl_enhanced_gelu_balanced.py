@@ -24,6 +24,8 @@ class SARLBalancedConfig(SARLEnhancedConfig):
     """Temperature of the soft group membership around the adaptive threshold."""
     use_balanced_sampling: bool = True
     """Draw the replay minibatch by importance (False: uniformly, as SARL)."""
+    min_score: float = 0.1
+    """Floor on the similarity score before inverting it (0: unbounded, as in SARL_Optim)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -31,6 +33,8 @@ class SARLBalancedConfig(SARLEnhancedConfig):
             raise ConfigError(f"method.balance_alpha must be >= 0, got {self.balance_alpha}")
         if self.adaptive_temp <= 0:
             raise ConfigError(f"method.adaptive_temp must be positive, got {self.adaptive_temp}")
+        if not 0 <= self.min_score < 1:
+            raise ConfigError(f"method.min_score must be in [0, 1), got {self.min_score}")
 
 
 @register
@@ -44,10 +48,16 @@ class SARLEnhancedGELUBalanced(SARLEnhancedGELU):
     sizes ``n_1 = sum m`` and ``n_0 = sum (1 - m)``. Then::
 
         balance_i = m_i (G / n_1) + (1 - m_i) (G / n_0)
-        importance_i = balance_i ** balance_alpha / (s_i + 1e-6)
+        importance_i = balance_i ** balance_alpha / (max(s_i, min_score) + 1e-6)
 
     and the minibatch is drawn without replacement with probabilities proportional to it: items
     far from their class prototype and items of the smaller group come back more often.
+
+    ``min_score`` (default 0.1) is ours. Unclamped (``min_score=0``, the formula of SARL_Optim),
+    the trained ``S`` scores a few stored items near 0 and replay collapses onto them: on
+    seq-fmnist from the third experience on the effective sample size of the weights falls to
+    2 % of the buffer and the 10 % most important items take 99.9 % of the draws
+    (``benchmarks/balanced_replay.py``; results in ``benchmarks/RESULTS.md``).
 
     Differences from the reference code, whose sampler is effectively uniform: there the stored
     features sit in the buffer's last slots instead of the reservoir slots, the validity test
@@ -90,7 +100,7 @@ class SARLEnhancedGELUBalanced(SARLEnhancedGELU):
         high = groups / membership.sum().clamp(min=1e-6)
         low = groups / (1 - membership).sum().clamp(min=1e-6)
         balance = membership * high + (1 - membership) * low
-        return balance.pow(self.cfg.balance_alpha) / (scores + 1e-6)
+        return balance.pow(self.cfg.balance_alpha) / (scores.clamp(min=self.cfg.min_score) + 1e-6)
 
     def store_step(self, batch: Batch, logits: torch.Tensor, features: torch.Tensor) -> None:
         """Offer the batch with its logits and normalised features to the buffer."""
