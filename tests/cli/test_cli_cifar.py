@@ -77,15 +77,24 @@ def test_sarl_family_runs_on_a_cifar10_folder(
         assert "similarity_bce" in later
 
 
-def test_sarl_paper_preset_runs_on_the_fixture(cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("preset", "backbone"),
+    [
+        ("seq-cifar10/sarl-200", "sparse_resnet18"),
+        ("seq-cifar10/sarl_enhanced_gelu_balanced-200", "gelu_resnet18"),
+    ],
+)
+def test_sarl_paper_preset_runs_on_the_fixture(
+    cli, tmp_path: Path, preset: str, backbone: str
+) -> None:
     root = write_cifar10(tmp_path / "data")
     run_dir = tmp_path / "run"
-    args = ["--preset", "seq-cifar10/sarl-200", "--data-root", root, "--epochs", "2"]
+    args = ["--preset", preset, "--data-root", root, "--epochs", "2"]
     args += ["--set", "backbone.nf=4", "--set", "warmup_epochs=0"]
     result = cli("run", *FAST, "--run-dir", run_dir, *args)
     assert result.code == 0, result.err
     config = (run_dir / "config.yaml").read_text()
-    assert "sparse_resnet18" in config and "op_weight: 0.5" in config
+    assert f"name: {backbone}" in config and "op_weight: 0.5" in config
     steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     later = {key for s in steps if s["kind"] == "step" and s["experience"] > 0 for key in s}
     assert {"distill", "semantic", "prototype"} <= later
