@@ -276,6 +276,17 @@ def test_tiny_imagenet_subset(tmp_path: Path) -> None:
     assert torch.allclose(means[8], torch.tensor([10.0, 10.0, 250.0]), atol=6)
 
 
+def test_tiny_imagenet_resized_once_when_loaded(tmp_path: Path) -> None:
+    _write_tiny(tmp_path / "data")
+    full = load_tiny_imagenet(str(tmp_path / "data"))
+    small = load_tiny_imagenet(str(tmp_path / "data"), size=32)
+    assert small.train.x.shape == (12, 3, 32, 32) and small.test.x.shape == (4, 3, 32, 32)
+    # flat-colour images keep their colours; the 64-pixel decode is cached separately
+    means = small.train.x.float().mean(dim=(2, 3))
+    assert torch.allclose(means, full.train.x.float().mean(dim=(2, 3)), atol=2)
+    assert load_tiny_imagenet(str(tmp_path / "data")).train.x.shape[-1] == 64
+
+
 def test_tiny_imagenet_root_may_be_the_folder_itself(tmp_path: Path) -> None:
     base = _write_tiny(tmp_path)
     assert load_tiny_imagenet(str(base)).num_classes == 3

@@ -47,10 +47,17 @@ def _load_cifar100(root: str, download: bool) -> TrainTest:
     return load_cifar100(root, download)
 
 
-def _load_tinyimg(root: str, download: bool) -> TrainTest:
+def tinyimg(cfg: DatasetConfig, seed: int) -> Stream:
+    """Tiny-ImageNet (official layout, any subset of classes), 10 experiences.
+
+    ``dataset.image_size`` other than 64 resizes the images once, when decoded.
+    """
     from lifelong.data.tinyimagenet import load_tiny_imagenet
 
-    return load_tiny_imagenet(root, download)
+    def loader(root: str, download: bool) -> TrainTest:
+        return load_tiny_imagenet(root, download, cfg.image_size or 64)
+
+    return class_incremental("seq-tinyimg", loader, TINYIMG, 20, 10)(cfg, seed)
 
 
 def imagenet100(cfg: DatasetConfig, seed: int) -> Stream:
@@ -200,7 +207,7 @@ def _register_all() -> None:
             {"train": {"epochs": 50, "batch_size": 32}, "backbone": {"name": "resnet18"}},
         ),
         "seq-tinyimg": Scenario(
-            class_incremental("seq-tinyimg", _load_tinyimg, TINYIMG, 20, 10),
+            tinyimg,
             "Tiny-ImageNet, 10 experiences x 20 classes (any subset of classes: 10 experiences)",
             {"train": {"epochs": 100, "batch_size": 32}, "backbone": {"name": "resnet18"}},
         ),

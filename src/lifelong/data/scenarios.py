@@ -38,7 +38,7 @@ class DatasetConfig:
     n_experiences: int | None = None
     """Number of experiences for permuted/rotated scenarios (None: the scenario's default)."""
     image_size: int | None = None
-    """Side length images are resized to, for ImageNet-style folders (None: the scenario's)."""
+    """Side length images are resized to (ImageNet-100, Tiny-ImageNet; None: the native size)."""
 
     def __post_init__(self) -> None:
         for name in ("classes_per_experience", "n_experiences", "image_size"):

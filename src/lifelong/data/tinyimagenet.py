@@ -146,12 +146,14 @@ def _find_wnids(directory: Path) -> list[str]:
     return wnids
 
 
-def load_tiny_imagenet(root: str, download: bool = False) -> TrainTest:
+def load_tiny_imagenet(root: str, download: bool = False, size: int = _SIZE) -> TrainTest:
     """Load Tiny-ImageNet, or the subset of its classes that is present.
 
     Args:
         root: Folder holding ``tiny-imagenet-200/``, or that folder itself.
         download: Fetch and unpack the official zip first if the dataset is missing.
+        size: Side length of the returned images; other than 64, images are resized once, when
+            decoded (e.g. 32 for a CPU-sized benchmark).
 
     Returns:
         The train split and the val split (as test), uint8 (N, 3, 64, 64) images, and the class
@@ -170,11 +172,13 @@ def load_tiny_imagenet(root: str, download: bool = False) -> TrainTest:
     val_files, val_y = _val_files(directory, wnids)
 
     def decode() -> Images:
-        train_x = decode_files(train_files, _SIZE, resize=False)
-        return train_x, decode_files(val_files, _SIZE, resize=False)
+        resize = size != _SIZE
+        train_x = decode_files(train_files, size, resize=resize)
+        return train_x, decode_files(val_files, size, resize=resize)
 
     listing = [directory / "wnids.txt", directory / "val" / "val_annotations.txt"]
-    key = cache_key(directory, listing + train_files + val_files, f"tiny-imagenet wnids={wnids}")
+    described = f"tiny-imagenet wnids={wnids} size={size}"
+    key = cache_key(directory, listing + train_files + val_files, described)
     train_x, val_x = cached_decode("tinyimagenet", key, decode, (len(train_files), len(val_files)))
     train, test = ImageSet(train_x, train_y), ImageSet(val_x, val_y)
     log.info(
