@@ -17,6 +17,7 @@ from lifelong.data.scenarios import (
     DatasetConfig,
     class_order,
     rotate,
+    split_as_domains,
     split_by_classes,
     transformed_experiences,
 )
@@ -305,3 +306,17 @@ def test_experience_is_immutable() -> None:
     experience = Experience(0, (0, 1), data.train, data.test)
     with pytest.raises(AttributeError):
         experience.id = 3  # type: ignore[misc]
+
+
+def test_split_as_domains_relabels_each_pair_to_shared_units() -> None:
+    y = torch.arange(6).repeat_interleave(3)  # 6 classes, 3 images each; image value = class
+    x = y.to(torch.uint8).view(-1, 1, 1, 1).expand(-1, 1, 2, 2).contiguous()
+    data = TrainTest(ImageSet(x, y), ImageSet(x.clone(), y.clone()), tuple("abcdef"))
+    experiences = split_as_domains(data, 2, [4, 1, 0, 5, 3, 2])
+    assert [e.classes for e in experiences] == [(0, 1)] * 3
+    for experience, pair in zip(experiences, [(4, 1), (0, 5), (3, 2)], strict=True):
+        for split in (experience.train, experience.test):
+            original = split.x[:, 0, 0, 0].long()  # the image remembers its class
+            assert set(original.tolist()) == set(pair)
+            expected = torch.where(original == pair[0], 0, 1)
+            assert torch.equal(split.y, expected)

@@ -11,6 +11,7 @@ from lifelong.data.scenarios import (
     DatasetConfig,
     Scenario,
     class_order,
+    split_as_domains,
     split_by_classes,
     transformed_experiences,
 )
@@ -134,6 +135,16 @@ def class_incremental(
     return build
 
 
+def split_mnist_domain(cfg: DatasetConfig, seed: int) -> Stream:
+    """Split MNIST, domain-incremental: 5 pairs of digits, label = position in the pair."""
+    data = mnist.load_mnist(cfg.root, cfg.download)
+    per = cfg.classes_per_experience or 2
+    order = class_order(data.num_classes, cfg.shuffle_classes, seed)
+    experiences = split_as_domains(data, per, order)
+    names = tuple(f"digit {k + 1} of the experience" for k in range(per))
+    return Stream("split-mnist-domain", experiences, per, "domain-il", GREY, names)
+
+
 def domain_incremental(
     name: str, kind: str, n_default: int
 ) -> Callable[[DatasetConfig, int], Stream]:
@@ -164,6 +175,11 @@ def _register_all() -> None:
         "seq-fmnist": Scenario(
             class_incremental("seq-fmnist", mnist.load_fmnist, GREY, 2, 5),
             "Fashion-MNIST, 5 experiences x 2 classes",
+            MNIST_DEFAULTS,
+        ),
+        "split-mnist-domain": Scenario(
+            split_mnist_domain,
+            "MNIST, 5 experiences x 2 digits sharing 2 output units (domain-IL split MNIST)",
             MNIST_DEFAULTS,
         ),
         "perm-mnist": Scenario(

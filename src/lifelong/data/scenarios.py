@@ -97,6 +97,31 @@ def split_by_classes(
     return tuple(experiences)
 
 
+def split_as_domains(
+    data: TrainTest, classes_per_experience: int, order: list[int]
+) -> tuple[Experience, ...]:
+    """Domain-incremental split: experiences of new classes sharing one small label space.
+
+    Experience ``t`` holds classes ``order[t*k : (t+1)*k]`` relabelled to their position
+    ``0..k-1`` in it, as in split MNIST's domain-incremental scenario (van de Ven & Tolias, "Three
+    scenarios for continual learning", 2019: is it the first or the second digit of the pair?).
+    """
+    experiences = []
+    for experience in split_by_classes(data, classes_per_experience, order):
+        position = torch.full((data.num_classes,), -1, dtype=torch.int64)
+        position[list(experience.classes)] = torch.arange(classes_per_experience)
+        train, test = experience.train, experience.test
+        experiences.append(
+            Experience(
+                experience.id,
+                tuple(range(classes_per_experience)),
+                ImageSet(train.x, position[train.y]),
+                ImageSet(test.x, position[test.y]),
+            )
+        )
+    return tuple(experiences)
+
+
 def permute_pixels(images: torch.Tensor, permutation: torch.Tensor) -> torch.Tensor:
     """Apply one fixed pixel permutation to every image of a (N, C, H, W) batch."""
     n, c, h, w = images.shape
