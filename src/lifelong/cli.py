@@ -60,6 +60,9 @@ def _add_run_parser(sub: Any) -> None:
     run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.add_argument(
+        "--pdf", action="store_true", help="also write report.pdf (accuracies, losses, samples)"
+    )
+    run.add_argument(
         "--no-tensorboard", action="store_true", help="do not write TensorBoard events"
     )
 
@@ -89,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report = sub.add_parser("report", help="print a run's tables and write its plots")
     report.add_argument("run_dir", type=Path)
+    report.add_argument(
+        "--pdf", action="store_true", help="also write report.pdf (accuracies, losses, samples)"
+    )
     compare = sub.add_parser("compare", help="mean ± std over seeds of finished runs, with a plot")
     compare.add_argument("runs", type=Path, nargs="+", help="run directories or folders of them")
     compare.add_argument("--out", type=Path, default=Path("."), help="where to write the files")
@@ -178,7 +184,11 @@ def command_run(args: argparse.Namespace) -> int:
         cfg = _without_progress(cfg)
     log.info("run directory: %s", run_dir)
     results = execute(
-        cfg, run_dir, resume=args.resume is not None, tensorboard=not args.no_tensorboard
+        cfg,
+        run_dir,
+        resume=args.resume is not None,
+        tensorboard=not args.no_tensorboard,
+        pdf=args.pdf,
     )
     sys.stdout.write(full_report(results))
     sys.stdout.write(f"\nrun directory: {run_dir}\n")
@@ -200,6 +210,10 @@ def command_report(args: argparse.Namespace) -> int:
     sys.stdout.write(full_report(results))
     for path in write_plots(results, args.run_dir):
         sys.stdout.write(f"wrote {path}\n")
+    if args.pdf:
+        from lifelong.run import pdf_for_finished_run
+
+        sys.stdout.write(f"wrote {pdf_for_finished_run(args.run_dir)}\n")
     return 0
 
 

@@ -20,14 +20,17 @@ from lifelong.data.stream import Stream
 from lifelong.errors import ConfigError, RunDirError
 from lifelong.evaluation.evaluator import Evaluator
 from lifelong.methods.base import METHODS, Method, MethodContext
+from lifelong.pdf_report import REPORT_NAME, Generates, generated_samples, read_steps, write_pdf
 from lifelong.report import write_plots
-from lifelong.results import results_dict, write_results
+from lifelong.results import read_results, results_dict, write_results
 from lifelong.run_logger import RunLogger, truncate_metrics
 from lifelong.seed import restore_rng_state, rng_state, seed_everything
 from lifelong.train import FitState, fit
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
+SAMPLES_PER_CLASS = 8
+"""Generated samples per class shown in the PDF report."""
 
 
 @dataclass(frozen=True)
@@ -100,9 +103,16 @@ def prepare_run_dir(run_dir: Path, resume: bool) -> None:
 
 
 def execute(
-    cfg: RunConfig, run_dir: Path, resume: bool = False, tensorboard: bool = True
+    cfg: RunConfig,
+    run_dir: Path,
+    resume: bool = False,
+    tensorboard: bool = True,
+    pdf: bool = False,
 ) -> dict[str, Any]:
-    """Train ``cfg`` into ``run_dir`` (resuming from its checkpoint if asked); return results."""
+    """Train ``cfg`` into ``run_dir`` (resuming from its checkpoint if asked); return results.
+
+    With ``pdf`` the run's PDF report (:mod:`lifelong.pdf_report`) is written at the end.
+    """
     prepare_run_dir(run_dir, resume)
     built = build(cfg)
     raw_config = cfg.to_raw()
@@ -120,7 +130,29 @@ def execute(
     results = results_dict(state, len(built.stream), raw_config)
     write_results(run_dir / "results.json", results)
     write_plots(results, run_dir)
+    if pdf:
+        write_run_pdf(run_dir, results, built.method, cfg.seed)
     return results
+
+
+def write_run_pdf(run_dir: Path, results: dict[str, Any], method: Method, seed: int) -> Path:
+    """Write ``RUN_DIR/report.pdf``, with samples when ``method`` generates inputs."""
+    samples = generated_samples(method, SAMPLES_PER_CLASS, seed)
+    steps = read_steps(run_dir / "metrics.jsonl")
+    return write_pdf(results, steps, run_dir / REPORT_NAME, samples)
+
+
+def pdf_for_finished_run(run_dir: Path) -> Path:
+    """Write a finished run's PDF report; a generative method is rebuilt from its checkpoint."""
+    results = read_results(run_dir)
+    cfg = load_run_config(run_dir)
+    steps = read_steps(run_dir / "metrics.jsonl")
+    samples = None
+    if issubclass(METHODS.get(cfg.method_name), Generates):
+        built = build(cfg)
+        restore(built, run_dir / CHECKPOINT)
+        samples = generated_samples(built.method, SAMPLES_PER_CLASS, cfg.seed)
+    return write_pdf(results, steps, run_dir / REPORT_NAME, samples)
 
 
 def train_into(

@@ -426,3 +426,16 @@ def test_console_script_bad_input_exits_2_with_one_line(lifelong_script, tmp_pat
     assert done.stderr.splitlines() == [done.stderr.strip()]
     assert done.stderr.startswith("lifelong: error: unknown method 'derr'")
     assert done.stdout == ""
+
+
+def test_pdf_report_from_run_and_from_report(cli, tmp_path):
+    run_dir = tmp_path / "run"
+    result = cli("run", *FAST, "--epochs", "1", "--run-dir", run_dir, "--pdf")
+    assert result.code == 0, result.err
+    first = (run_dir / "report.pdf").read_bytes()
+    assert first.startswith(b"%PDF")
+    (run_dir / "report.pdf").unlink()
+    result = cli("report", run_dir, "--pdf")
+    assert result.code == 0, result.err
+    assert "report.pdf" in result.out
+    assert (run_dir / "report.pdf").read_bytes().startswith(b"%PDF")
