@@ -1,4 +1,7 @@
-"""The command line: ``lifelong run | list | report``. ``main(argv)`` returns the exit code."""
+"""The command line: ``lifelong run | list | report | compare | pretrain``.
+
+``main(argv)`` returns the exit code.
+"""
 
 from __future__ import annotations
 
@@ -95,6 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--pdf", action="store_true", help="also write report.pdf (accuracies, losses, samples)"
     )
+    pretrain = sub.add_parser(
+        "pretrain", help="pre-train BI-R's conv layers on a dataset and save them to a file"
+    )
+    pretrain.add_argument("--dataset", default="seq-cifar10", help="scenario whose data to use")
+    pretrain.add_argument("--data-root", "--data_root", default="data", help="dataset folder")
+    pretrain.add_argument("--out", type=Path, required=True, help="file to write the layers to")
+    pretrain.add_argument("--epochs", type=int, default=100, help="passes over the data (100)")
+    pretrain.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (1e-4)")
+    pretrain.add_argument("--batch-size", "--batch_size", type=int, default=256, help="(256)")
+    pretrain.add_argument("--no-augment", action="store_true", help="no random crop and flip")
+    pretrain.add_argument("--seed", type=int, default=0)
+    pretrain.add_argument("--device", default="cpu")
+    pretrain.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     compare = sub.add_parser("compare", help="mean ± std over seeds of finished runs, with a plot")
     compare.add_argument("runs", type=Path, nargs="+", help="run directories or folders of them")
     compare.add_argument("--out", type=Path, default=Path("."), help="where to write the files")
@@ -217,6 +233,26 @@ def command_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_pretrain(args: argparse.Namespace) -> int:
+    """``lifelong pretrain``: BI-R's conv layers, trained as a plain classifier, saved to a file."""
+    from lifelong.data.scenarios import DatasetConfig
+    from lifelong.pretrain import PretrainConfig, pretrain_conv
+    from lifelong.run import resolve_device
+
+    cfg = PretrainConfig(
+        dataset=DatasetConfig(name=args.dataset, root=args.data_root),
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        augment=not args.no_augment,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    accuracy = pretrain_conv(cfg, args.out, resolve_device(args.device))
+    sys.stdout.write(f"test accuracy {accuracy:.2f}%; conv layers written to {args.out}\n")
+    return 0
+
+
 def command_compare(args: argparse.Namespace) -> int:
     """``lifelong compare RUN...``: writes comparison.md and comparison.png."""
     from lifelong.checkpoint import atomic_write_text
@@ -253,6 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "compare":
             return command_compare(args)
+        if args.command == "pretrain":
+            return command_pretrain(args)
         return command_report(args)
     except UserError as err:
         sys.stderr.write(f"lifelong: error: {err}\n")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 FAST = ("--no-progress", "--no-tensorboard")
 NAMES = [
@@ -159,3 +160,20 @@ def test_sarl_runs_on_gcil_cifar100(cli, tmp_path: Path, dataset: str) -> None:
     results = json.loads((run_dir / "results.json").read_text())
     assert results["completed"]
     assert list(results["protocols"]) == ["class-il"]  # task-IL is meaningless for GCIL
+
+
+def test_pretrain_writes_conv_layers_that_load(cli, tmp_path: Path) -> None:
+    from lifelong.generative.conv_encoder import ConvEncoder, ConvEncoderConfig
+
+    root = write_cifar10(tmp_path / "data")
+    out = tmp_path / "conv.pt"
+    args = ["--data-root", root, "--out", out, "--epochs", "2", "--batch-size", "16"]
+    result = cli("pretrain", *args, "--no-progress")
+    assert result.code == 0, result.err
+    assert "test accuracy" in result.out
+    encoder = ConvEncoder(ConvEncoderConfig(), 3)
+    before = encoder.layers[0].weight.clone()
+    encoder.load_pretrained(out)
+    assert not torch.equal(before, encoder.layers[0].weight)
+    missing = cli("pretrain", "--data-root", tmp_path / "nowhere", "--out", out, "--epochs", "1")
+    assert missing.code == 2 and "nowhere" in missing.err

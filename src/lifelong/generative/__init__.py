@@ -1,0 +1,1 @@
+"""Generative models: BI-R's VAE-classifier and its pre-trained conv encoder."""
