@@ -28,12 +28,9 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from run_table import Job, run_jobs
 
 COMMON = ["--preset", "none", "--buffer-size", "200", "--lr", "0.03", "--no-progress"]
 MNIST_LIKE = ["--epochs", "2", "--batch-size", "10", "--minibatch-size", "10"]
@@ -56,27 +53,6 @@ METHODS: dict[str, list[str]] = {
 }
 
 
-def run_one(job: tuple[str, str, int, str, Path]) -> str:
-    """Run one method and seed unless its results are already complete; return a log line."""
-    dataset, method, seed, data_root, run_dir = job
-    results = run_dir / "results.json"
-    if results.exists() and json.loads(results.read_text()).get("completed"):
-        return f"{method} seed {seed}: done before"
-    if run_dir.exists():  # an interrupted run: start it again
-        subprocess.run(["rm", "-rf", str(run_dir)], check=True)
-    command = [
-        sys.executable, "-m", "lifelong", "run", "--method", method, "--dataset", dataset,
-        "--data-root", data_root, "--seed", str(seed), "--run-dir", str(run_dir),
-        *COMMON, *SETTINGS[dataset], *METHODS[method],
-    ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        return f"{method} seed {seed}: FAILED\n{done.stderr[-2000:]}"
-    summary = json.loads(results.read_text())["protocols"]["class-il"]["summary"]
-    return f"{method} seed {seed}: {summary['average_accuracy']:.2f}%"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="seq-fmnist", choices=list(SETTINGS))
@@ -88,15 +64,18 @@ def main() -> None:
     args = parser.parse_args()
     root = args.out / args.dataset
     jobs = [
-        (args.dataset, method, seed, args.data_root, root / f"{method}-seed{seed}")
+        Job(
+            f"{method} seed {seed}",
+            (
+                "--method", method, "--dataset", args.dataset, "--data-root", args.data_root,
+                "--seed", str(seed), *COMMON, *SETTINGS[args.dataset], *METHODS[method],
+            ),
+            root / f"{method}-seed{seed}",
+        )
         for method in args.methods
         for seed in args.seeds
-    ]
-    with ThreadPoolExecutor(args.jobs) as pool:
-        for line in pool.map(run_one, jobs):
-            print(line, flush=True)
-    compare = [sys.executable, "-m", "lifelong", "compare", str(root), "--out", str(root)]
-    subprocess.run(compare, check=True)
+    ]  # fmt: skip
+    run_jobs(jobs, args.jobs, root)
 
 
 if __name__ == "__main__":
