@@ -66,6 +66,9 @@ def _add_run_parser(sub: Any) -> None:
         "--pdf", action="store_true", help="also write report.pdf (accuracies, losses, samples)"
     )
     run.add_argument(
+        "--visdom", action="store_true", help="live curves in a running visdom server (optional)"
+    )
+    run.add_argument(
         "--no-tensorboard", action="store_true", help="do not write TensorBoard events"
     )
 
@@ -205,6 +208,7 @@ def command_run(args: argparse.Namespace) -> int:
         resume=args.resume is not None,
         tensorboard=not args.no_tensorboard,
         pdf=args.pdf,
+        visdom=args.visdom,
     )
     sys.stdout.write(full_report(results))
     sys.stdout.write(f"\nrun directory: {run_dir}\n")

@@ -19,6 +19,7 @@ from lifelong.data.catalog import build_stream
 from lifelong.data.stream import Stream
 from lifelong.errors import ConfigError, RunDirError
 from lifelong.evaluation.evaluator import Evaluator
+from lifelong.live_plot import LivePlot, VisdomPlot
 from lifelong.methods.base import METHODS, Method, MethodContext
 from lifelong.pdf_report import REPORT_NAME, Generates, generated_samples, read_steps, write_pdf
 from lifelong.report import write_plots
@@ -108,11 +109,14 @@ def execute(
     resume: bool = False,
     tensorboard: bool = True,
     pdf: bool = False,
+    visdom: bool = False,
 ) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir`` (resuming from its checkpoint if asked); return results.
 
-    With ``pdf`` the run's PDF report (:mod:`lifelong.pdf_report`) is written at the end.
+    With ``pdf`` the run's PDF report (:mod:`lifelong.pdf_report`) is written at the end; with
+    ``visdom`` the step logs and accuracies also go to a running visdom server.
     """
+    live = VisdomPlot(env=run_dir.name) if visdom else None
     prepare_run_dir(run_dir, resume)
     built = build(cfg)
     raw_config = cfg.to_raw()
@@ -126,7 +130,7 @@ def execute(
     else:
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(raw_config, sort_keys=False))
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    state = train_into(built, cfg, run_dir, state, tensorboard)
+    state = train_into(built, cfg, run_dir, state, tensorboard, live)
     results = results_dict(state, len(built.stream), raw_config)
     write_results(run_dir / "results.json", results)
     write_plots(results, run_dir)
@@ -156,10 +160,15 @@ def pdf_for_finished_run(run_dir: Path) -> Path:
 
 
 def train_into(
-    built: Built, cfg: RunConfig, run_dir: Path, state: FitState, tensorboard: bool = True
+    built: Built,
+    cfg: RunConfig,
+    run_dir: Path,
+    state: FitState,
+    tensorboard: bool = True,
+    live: LivePlot | None = None,
 ) -> FitState:
     """Run the loop from ``state``, logging into ``run_dir`` and checkpointing every boundary."""
-    logger = RunLogger(run_dir, cfg.train.log_every, tensorboard)
+    logger = RunLogger(run_dir, cfg.train.log_every, tensorboard, live)
     logger.global_step = state.step
     on_boundary = boundary_writer(built, run_dir, cfg.to_raw())
     try:

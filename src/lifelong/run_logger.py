@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from lifelong.errors import NonFiniteLossError
+from lifelong.live_plot import LivePlot
 from lifelong.types import StepOutput
 
 log = logging.getLogger(__name__)
@@ -26,10 +27,18 @@ class RunLogger:
         run_dir: Where ``metrics.jsonl`` and ``tensorboard/`` go; ``None`` logs nothing to disk.
         log_every: Steps between records.
         tensorboard: Also write TensorBoard events.
+        live: Also send the values to live curves (``--visdom``).
     """
 
-    def __init__(self, run_dir: Path | None, log_every: int, tensorboard: bool = True) -> None:
+    def __init__(
+        self,
+        run_dir: Path | None,
+        log_every: int,
+        tensorboard: bool = True,
+        live: LivePlot | None = None,
+    ) -> None:
         self.run_dir = run_dir
+        self.live = live
         self.log_every = log_every
         self.global_step = 0
         self._pending: list[StepOutput] = []
@@ -83,6 +92,8 @@ class RunLogger:
         if writer is not None:
             for key in ("loss", *names):
                 writer.add_scalar(f"train/{key}", record[key], self.global_step)
+        if self.live is not None:
+            self.live.scalars("train", self.global_step, {k: record[k] for k in ("loss", *names)})
 
     def evaluation(self, experience: int, row: dict[str, list[float]], seconds: float) -> None:
         """Record the accuracies after training ``experience``."""
@@ -98,6 +109,8 @@ class RunLogger:
             for protocol, mean in means.items():
                 writer.add_scalar(f"eval/{protocol}/average_accuracy", mean, experience + 1)
             writer.flush()
+        if self.live is not None:
+            self.live.scalars("eval", experience + 1, means)
 
     def _write(self, record: dict[str, Any]) -> None:
         if self._jsonl is not None:

@@ -459,3 +459,12 @@ def test_report_on_corrupt_results(cli, tmp_path):
     (run_dir / "results.json").write_text('{"completed": tr')
     result = cli("report", run_dir)
     assert_one_line_error(result, str(run_dir / "results.json"), "not valid JSON")
+
+
+def test_visdom_without_the_package(cli, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "visdom", None)
+    result = cli("run", "--no-progress", "--visdom", "--run-dir", tmp_path / "run")
+    assert result.code == 2
+    assert "visdom" in result.err and "Traceback" not in result.err
