@@ -16,4 +16,5 @@ import lifelong.methods.sarl
 import lifelong.methods.sarl_enhanced
 import lifelong.methods.sarl_enhanced_gelu
 import lifelong.methods.sarl_enhanced_gelu_balanced
-import lifelong.methods.sarl_online  # noqa: F401
+import lifelong.methods.sarl_online
+import lifelong.methods.si  # noqa: F401
