@@ -151,6 +151,11 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
             except ConfigError as err:
                 errors.append(err)
         raise errors[0]
+    if origin is typing.Literal:
+        choices = typing.get_args(annotation)
+        if value in choices:
+            return value
+        raise ConfigError(f"{where} must be one of {', '.join(map(str, choices))}, got {value!r}")
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{where} must be a list, got {value!r}")

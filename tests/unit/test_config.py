@@ -256,3 +256,14 @@ def test_matching_preset() -> None:
 def test_unknown_preset_suggests_names() -> None:
     with pytest.raises(ConfigError, match="unknown preset 'seq-mnist/nothing-42'"):
         load_preset("seq-mnist/nothing-42")
+
+
+def test_literal_fields_accept_only_their_choices() -> None:
+    from typing import Literal
+
+    from lifelong.config import coerce
+
+    kind = Literal["sgd", "adam"]
+    assert coerce("adam", kind, "method.optimizer") == "adam"
+    with pytest.raises(ConfigError, match=r"must be one of sgd, adam, got 'rmsprop'"):
+        coerce("rmsprop", kind, "method.optimizer")
