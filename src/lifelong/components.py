@@ -7,10 +7,12 @@ import lifelong.backbones.mlp
 import lifelong.backbones.resnet
 import lifelong.backbones.sparse
 import lifelong.data.catalog
+import lifelong.methods.bir
 import lifelong.methods.der
 import lifelong.methods.derpp
 import lifelong.methods.er
 import lifelong.methods.finetune
+import lifelong.methods.gr
 import lifelong.methods.joint
 import lifelong.methods.sarl
 import lifelong.methods.sarl_enhanced

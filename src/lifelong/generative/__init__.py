@@ -1,1 +1,1 @@
-"""Generative models: BI-R's VAE-classifier and its pre-trained conv encoder."""
+"""Generative models: BI-R's VAE-classifier, its pre-trained conv encoder, shared replay pieces."""

@@ -1,0 +1,93 @@
+"""Pieces shared by the generative-replay methods (``gr``, ``bir``).
+
+The VAE works in pixel space, [0, 1] (its decoder ends in a sigmoid and is trained with BCE, as
+BI-R on MNIST); the classifier sees normalised inputs like every other method. For MNIST-like
+data (mean 0, std 1) both spaces coincide; for normalised data the helpers below convert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from lifelong.data.transforms import ImageTransform
+from lifelong.generative.vae_classifier import VAEClassifier, reparameterize
+from lifelong.losses.vae import kl_gmm_mc, kl_standard, reconstruction_bce
+
+
+def _channel_stats(
+    transform: ImageTransform, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    mean = torch.tensor(transform.mean, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(transform.std, device=device).view(1, -1, 1, 1)
+    return mean, std
+
+
+def to_pixels(x: torch.Tensor, transform: ImageTransform) -> torch.Tensor:
+    """Normalised inputs (B, C, H, W) back to [0, 1] pixels: ``clamp(x · std + mean, 0, 1)``."""
+    mean, std = _channel_stats(transform, x.device)
+    return (x * std + mean).clamp(0.0, 1.0)
+
+
+def from_pixels(pixels: torch.Tensor, transform: ImageTransform) -> torch.Tensor:
+    """[0, 1] pixels (B, C, H, W) to normalised inputs: ``(p − mean) / std``."""
+    mean, std = _channel_stats(transform, pixels.device)
+    return (pixels - mean) / std
+
+
+@dataclass(frozen=True)
+class VAETerms:
+    """The VAE part of one forward pass.
+
+    Attributes:
+        features: ``hE``, the encoder's last hidden layer (the classifier's input), (B, h_dim).
+        recon: Reconstruction loss (BCE, mean over units and batch).
+        kl: KL loss divided by C·H·W (spec §3.2).
+    """
+
+    features: torch.Tensor
+    recon: torch.Tensor
+    kl: torch.Tensor
+
+
+def vae_terms(
+    net: VAEClassifier,
+    x: torch.Tensor,
+    pixels: torch.Tensor,
+    context: torch.Tensor | None,
+    generator: torch.Generator,
+) -> VAETerms:
+    """Encode ``x``, sample ``z``, decode with gates ``context``, and score against ``pixels``.
+
+    ``context`` is the class information of the batch, labels (B,) or probabilities
+    (B, classes): it drives the decoder gates and, with the per-class prior, selects the prior
+    mode (a label) or mixture weights (probabilities). None is allowed for an ungated VAE with
+    the standard prior.
+    """
+    h, mu, logvar = net.encode(x)
+    z = reparameterize(mu, logvar, generator)
+    recon = reconstruction_bce(net.decode(z, context), pixels)
+    input_size = pixels[0].numel()
+    if net.prior_means is not None and net.prior_logvars is not None:
+        weights = net.gate_vector(context)
+        if weights is None:
+            raise ValueError("a per-class prior needs class labels or probabilities")
+        kl = kl_gmm_mc(z, mu, logvar, net.prior_means, net.prior_logvars, weights, input_size)
+    else:
+        kl = kl_standard(mu, logvar, input_size)
+    return VAETerms(h, recon, kl)
+
+
+def active_targets(active: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Positions of labels ``y`` in the sorted index tensor ``active`` (for sliced logits)."""
+    return torch.searchsorted(active, y)
+
+
+def previous_logits(logits: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+    """Teacher logits with ``-inf`` outside the boolean class mask ``previous`` (classes,).
+
+    ``softmax(·/T)`` of the result is the teacher's distribution over the previous classes,
+    zero-padded to all classes (spec §2.5, §3.3).
+    """
+    return logits.masked_fill(~previous, -torch.inf)

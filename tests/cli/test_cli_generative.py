@@ -1,0 +1,52 @@
+"""``lifelong run`` with the generative-replay methods (gr, bir) on the offline digits."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+import yaml
+
+FAST = ("--no-progress", "--no-tensorboard")
+N_EXPERIENCES = 5
+
+
+@pytest.mark.parametrize(
+    ("method", "terms"),
+    [
+        ("bir", {"recon", "kl", "ce", "distill", "replay"}),
+        ("gr", {"recon", "kl", "ce", "replay_ce", "replay_recon", "replay_kl"}),
+    ],
+)
+def test_run_writes_results_and_replay_terms(cli, tmp_path, method, terms):
+    run_dir = tmp_path / "run"
+    argv = ["run", *FAST, "--method", method, "--dataset", "seq-digits", "--iters", "10"]
+    result = cli(*argv, "--run-dir", run_dir)
+    assert result.code == 0, result.err
+    results = json.loads((run_dir / "results.json").read_text())
+    for protocol in ("class-il", "task-il"):
+        matrix = results["protocols"][protocol]["matrix"]
+        assert len(matrix) == N_EXPERIENCES
+        assert all(math.isfinite(v) for v in matrix[-1])
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["method"]["name"] == method and config["train"]["iters"] == 10
+    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [s for s in steps if s.get("kind") == "step"]
+    assert {s["experience"] for s in steps} == set(range(N_EXPERIENCES))
+    assert terms <= set(steps[-1])  # replay terms from the second experience on
+    assert not {"distill", "replay", "replay_ce"} & set(steps[0])  # none in the first
+
+
+def test_bir_pdf_report_shows_generated_samples(cli, tmp_path):
+    run_dir = tmp_path / "run"
+    argv = ["run", *FAST, "--method", "bir", "--dataset", "seq-digits", "--iters", "5"]
+    assert cli(*argv, "--run-dir", run_dir, "--pdf").code == 0
+    pdf = (run_dir / "report.pdf").read_bytes()
+    # two accuracy pages (class-IL, task-IL), the losses and the generated samples
+    assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 4
+    (run_dir / "report.pdf").unlink()
+    result = cli("report", run_dir, "--pdf")  # rebuilds bir from its checkpoint
+    assert result.code == 0, result.err
+    assert len(re.findall(rb"/Type\s*/Page\b", (run_dir / "report.pdf").read_bytes())) == 4
