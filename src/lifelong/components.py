@@ -8,6 +8,7 @@ import lifelong.backbones.resnet
 import lifelong.backbones.sparse
 import lifelong.data.catalog
 import lifelong.methods.bir
+import lifelong.methods.bir_si
 import lifelong.methods.der
 import lifelong.methods.derpp
 import lifelong.methods.er

@@ -17,6 +17,7 @@ N_EXPERIENCES = 5
     ("method", "terms"),
     [
         ("bir", {"recon", "kl", "ce", "distill", "replay"}),
+        ("bir_si", {"recon", "kl", "ce", "distill", "replay", "si"}),
         ("gr", {"recon", "kl", "ce", "replay_ce", "replay_recon", "replay_kl"}),
     ],
 )
@@ -50,3 +51,13 @@ def test_bir_pdf_report_shows_generated_samples(cli, tmp_path):
     result = cli("report", run_dir, "--pdf")  # rebuilds bir from its checkpoint
     assert result.code == 0, result.err
     assert len(re.findall(rb"/Type\s*/Page\b", (run_dir / "report.pdf").read_bytes())) == 4
+
+
+def test_bir_si_penalty_acts_only_after_the_first_experience(cli, tmp_path):
+    run_dir = tmp_path / "run"
+    argv = ["run", *FAST, "--method", "bir_si", "--dataset", "seq-digits", "--iters", "10"]
+    assert cli(*argv, "--run-dir", run_dir, "--set", "train.log_every=5").code == 0
+    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    penalty = {s["experience"]: s["si"] for s in steps if s.get("kind") == "step"}
+    assert penalty[0] == 0.0  # the anchor is the current network during the first experience
+    assert all(penalty[t] > 0 for t in range(1, N_EXPERIENCES))

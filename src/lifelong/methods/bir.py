@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from lifelong.data.stream import Experience
+from lifelong.errors import ConfigError
 from lifelong.generative.replay import (
     active_targets,
     from_pixels,
@@ -21,6 +22,7 @@ from lifelong.generative.vae_classifier import VAEClassifier, VAEClassifierConfi
 from lifelong.losses.vae import distillation_soft_targets, weigh_current_and_replay
 from lifelong.methods.base import Method, MethodContext, register
 from lifelong.methods.gr import GRConfig, adam
+from lifelong.nn.synaptic_intelligence import SynapticIntelligence
 from lifelong.types import Batch, StepOutput
 
 
@@ -34,6 +36,15 @@ class BIRConfig(GRConfig):
     """Gating proportion: probability that a decoder unit is off for a class (0: no gates)."""
     per_class_prior: bool = True
     """Conditional replay: one learnable prior mode per class (else N(0, I))."""
+    si_c: float = 0.0
+    """Synaptic Intelligence strength ``c`` on encoder and classifier (0: no SI; ``bir_si``)."""
+    si_epsilon: float = 0.1
+    """SI's damping ε of the importance denominator."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.si_c < 0 or not self.si_epsilon > 0:
+            raise ConfigError("method.si_c must be >= 0 and method.si_epsilon positive")
 
     def vae_config(self) -> VAEClassifierConfig:
         """The model: fcE sizes as GR's generator, plus gates and the per-class prior."""
@@ -61,8 +72,9 @@ class BIR(Method):
 
     Internal replay (a frozen pre-trained conv encoder, replay of its features) is not yet
     implemented: it only matters for conv inputs (CIFAR-100); on MNIST-like data the reference's
-    conv depth is 0, so this is the complete method there. Synaptic Intelligence (BI-R + SI) is
-    not included.
+    conv depth is 0, so this is the complete method there. With ``si_c > 0`` (``bir_si``) a
+    Synaptic Intelligence penalty ``si_c * Σ ω (θ − θ*)²`` on the encoder and classifier (as in
+    the reference, §3.5: decoder and prior stay unregularised) joins the loss.
 
     Per step: the current batch gives reconstruction + KL (prior mode and gates = the true
     label) + cross-entropy over the active classes. From the second experience on, ``B_r``
@@ -99,6 +111,12 @@ class BIR(Method):
         self.register_buffer("seen", classes)
         self.register_buffer("current", classes.clone())
         self.register_buffer("experiences_done", torch.zeros((), dtype=torch.int64))
+        tracked = [
+            (name, param)
+            for name, param in self.net.named_parameters()
+            if name.startswith(("body.", "head."))
+        ]
+        self.si = SynapticIntelligence(tracked, cfg.si_epsilon) if cfg.si_c > 0 else None
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         """Adam over the whole model (encoder, classifier, decoder, prior)."""
@@ -135,8 +153,13 @@ class BIR(Method):
             loss = weigh_current_and_replay(loss, replay_loss, t)
             terms["distill" if self.cfg.distill else "replay_ce"] = pred_r
             terms["replay"] = replay_loss
+        if self.si is not None:
+            terms["si"] = self.si.penalty()
+            loss = loss + self.cfg.si_c * terms["si"]
         loss.backward()
         self.optimizer.step()
+        if self.si is not None:
+            self.si.after_step()
         return StepOutput(loss.detach(), {k: v.detach() for k, v in terms.items()})
 
     def active_classes(self, y: torch.Tensor) -> torch.Tensor:
@@ -148,9 +171,13 @@ class BIR(Method):
         """Mark the experience's classes as current (active in the cross-entropy)."""
         self.current.zero_()
         self.current[list(experience.classes)] = True
+        if self.si is not None:
+            self.si.begin_experience()
 
     def after_experience(self, experience: Experience) -> None:
         """Freeze a copy of the model: the next experience's generator and teacher."""
+        if self.si is not None:
+            self.si.end_experience()
         self.seen[list(experience.classes)] = True
         self.previous.load_state_dict(self.net.state_dict())
         self.experiences_done += 1
