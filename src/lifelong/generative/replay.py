@@ -13,7 +13,13 @@ import torch
 
 from lifelong.data.transforms import ImageTransform
 from lifelong.generative.vae_classifier import VAEClassifier, reparameterize
-from lifelong.losses.vae import kl_gmm_mc, kl_standard, reconstruction_bce
+from lifelong.losses.repulsion import ReconstructionLoss
+from lifelong.losses.vae import (
+    kl_gmm_mc,
+    kl_standard,
+    reconstruction_bce,
+    reconstruction_mse_half,
+)
 
 
 def _channel_stats(
@@ -42,13 +48,19 @@ class VAETerms:
 
     Attributes:
         features: ``hE``, the encoder's last hidden layer (the classifier's input), (B, h_dim).
-        recon: Reconstruction loss (BCE, mean over units and batch).
-        kl: KL loss divided by C·H·W (spec §3.2).
+        recon: Reconstruction loss (BCE or half MSE, mean over units and batch).
+        kl: KL loss divided by C·H·W of the images (spec §3.2).
+        mu: Posterior means, (B, z_dim).
+        logvar: Posterior log-variances, (B, z_dim).
+        reconstruction: The decoder's output, shaped as the reconstruction target.
     """
 
     features: torch.Tensor
     recon: torch.Tensor
     kl: torch.Tensor
+    mu: torch.Tensor
+    logvar: torch.Tensor
+    reconstruction: torch.Tensor
 
 
 def vae_terms(
@@ -57,8 +69,14 @@ def vae_terms(
     pixels: torch.Tensor,
     context: torch.Tensor | None,
     generator: torch.Generator,
+    loss: ReconstructionLoss = "bce",
+    kl_size: int | None = None,
 ) -> VAETerms:
     """Encode ``x``, sample ``z``, decode with gates ``context``, and score against ``pixels``.
+
+    ``loss`` is BCE for pixels in [0, 1] and half MSE for conv features (internal replay).
+    ``kl_size`` divides the KL: C·H·W of the images (default: of ``pixels``); with internal
+    replay it stays the image size (3,072 for CIFAR), as the reference (§3.2).
 
     ``context`` is the class information of the batch, labels (B,) or probabilities
     (B, classes): it drives the decoder gates and, with the per-class prior, selects the prior
@@ -67,8 +85,10 @@ def vae_terms(
     """
     h, mu, logvar = net.encode(x)
     z = reparameterize(mu, logvar, generator)
-    recon = reconstruction_bce(net.decode(z, context), pixels)
-    input_size = pixels[0].numel()
+    decoded = net.decode(z, context)
+    score = reconstruction_bce if loss == "bce" else reconstruction_mse_half
+    recon = score(decoded, pixels)
+    input_size = kl_size if kl_size is not None else pixels[0].numel()
     if net.prior_means is not None and net.prior_logvars is not None:
         weights = net.gate_vector(context)
         if weights is None:
@@ -76,7 +96,7 @@ def vae_terms(
         kl = kl_gmm_mc(z, mu, logvar, net.prior_means, net.prior_logvars, weights, input_size)
     else:
         kl = kl_standard(mu, logvar, input_size)
-    return VAETerms(h, recon, kl)
+    return VAETerms(h, recon, kl, mu, logvar, decoded)
 
 
 def active_targets(active: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,8 @@ One network is encoder, classifier, decoder and (optionally learnable) prior:
   and ``forward(x)`` returns logits (the evaluator's predictor);
 - ``toZ``: ``mu`` (with bias) and ``logvar`` (no bias) heads on ``hE``;
 - decoder: ``fromZ`` ``Linear(z → h_dim)`` + ReLU, then ``fcD``, the encoder sizes reversed,
-  ReLU on hidden layers and a sigmoid on the output, which lies in [0, 1] (§2.3);
+  ReLU on hidden layers and a sigmoid on the output, which lies in [0, 1] (§2.3), or a linear
+  output when the VAE reconstructs conv features (internal replay);
 - optional decoder gates (§2.5): per class a fixed Bernoulli mask (0 with probability
   ``dg_prop``) on every decoder layer but the last, applied to the pre-activation as
   ``(W x + b) ⊙ (g M)`` with ``g`` a one-hot class vector or a probability vector;
@@ -58,6 +59,8 @@ class VAEClassifierConfig:
     """Learnable Gaussian-mixture prior with one mode per class (conditional replay)."""
     gates: bool = False
     """Class-specific gates on the decoder's hidden layers (see dg_prop)."""
+    linear_output: bool = False
+    """Linear decoder output (conv features, trained with MSE) instead of sigmoid pixels."""
 
     def __post_init__(self) -> None:
         for name in ("fc_units", "h_dim", "z_dim"):
@@ -255,7 +258,7 @@ class VAEClassifier(FCClassifier):
         return F.one_hot(gate, self.num_classes).to(self.to_x.weight.dtype)
 
     def decode(self, z: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
-        """Images in [0, 1], shape (B, C, H, W), from latents ``z`` (B, z_dim).
+        """Images in [0, 1] (or features), shape (B, C, H, W), from latents ``z`` (B, z_dim).
 
         ``gate``: class labels (B,) or class probabilities (B, classes); required when gated,
         ignored otherwise.
@@ -264,7 +267,8 @@ class VAEClassifier(FCClassifier):
         h = self.from_z(z, g)
         for layer in self.hidden_d:
             h = layer(h, g)
-        return torch.sigmoid(self.to_x(h)).view(-1, *self.image_shape)
+        out = self.to_x(h)
+        return (out if self.cfg.linear_output else torch.sigmoid(out)).view(-1, *self.image_shape)
 
     def generate(self, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Images of classes ``y`` (B,): ``z`` from class ``y``'s prior mode, gated with ``y``.
