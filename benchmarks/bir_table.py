@@ -44,7 +44,7 @@ SPLIT_MNIST: dict[str, list[str]] = {
     "gr": ["--preset", "seq-mnist/gr"],
     "bir": ["--preset", "seq-mnist/bir"],
     "bir_si": ["--preset", "seq-mnist/bir_si"],
-    **{f"bir_si-{name}": ["--preset", "seq-mnist/bir_si", *flags] for name, flags in EXTENSIONS.items()},
+    **{f"bir_si-{name}": ["--preset", "seq-mnist/bir_si", *on] for name, on in EXTENSIONS.items()},
 }  # fmt: skip
 PERM_SCHEDULE = [
     "--dataset", "perm-mnist", "--set", "dataset.n_experiences=10", "--iters", "1000",
