@@ -29,8 +29,12 @@ class Generates(Protocol):
 
     def generate(
         self, per_class: int, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``per_class`` generated inputs of each learned class: ``(x (N, C, H, W), y (N,))``."""
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``per_class`` generated images of each learned class: ``(x (N, C, H, W), y (N,))``.
+
+        None when the method generates no images (BI-R's internal replay generates conv
+        features; the reference skips the samples page then, too).
+        """
         ...
 
 
@@ -51,8 +55,11 @@ def generated_samples(
     was_training = method.training
     method.train(False)
     with torch.no_grad():
-        x, y = method.generate(per_class, torch.Generator().manual_seed(seed))
+        samples = method.generate(per_class, torch.Generator().manual_seed(seed))
     method.train(was_training)
+    if samples is None:
+        return None
+    x, y = samples
     return x.cpu(), y.cpu()
 
 

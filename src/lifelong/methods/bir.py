@@ -274,8 +274,13 @@ class BIR(Method):
     @torch.no_grad()
     def generate(
         self, per_class: int, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``per_class`` samples in [0, 1] of each learned class, from its prior mode."""
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``per_class`` images in [0, 1] of each learned class, from its prior mode.
+
+        None with internal replay: the decoder generates conv features, not images.
+        """
+        if isinstance(self.net, InternalReplayNet):
+            return None
         learned = self.seen if bool(self.seen.any()) else torch.ones_like(self.seen)
         y = learned.nonzero().squeeze(1).repeat_interleave(per_class)
         return self.vae.generate(y, generator), y
