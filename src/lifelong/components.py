@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import lifelong.backbones.gelu
 import lifelong.backbones.mlp
+import lifelong.backbones.mobilenet
 import lifelong.backbones.resnet
 import lifelong.backbones.sparse
 import lifelong.data.catalog
+import lifelong.methods.ar1_star
 import lifelong.methods.bir
 import lifelong.methods.bir_si
+import lifelong.methods.cwr_star
 import lifelong.methods.der
 import lifelong.methods.derpp
 import lifelong.methods.er

@@ -152,7 +152,8 @@ def train_experience(
     """Train ``method`` on one experience: hooks, epochs (or iterations), step logs."""
     method.train()
     method.before_experience(experience)
-    steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
+    batch_size = method.batch_size(len(data), cfg.batch_size)
+    steps_per_epoch = math.ceil(len(data) / batch_size)
     epochs = [cfg.iters] if cfg.iters is not None else [steps_per_epoch] * cfg.epochs
     bar = tqdm(
         total=sum(epochs),
@@ -165,7 +166,7 @@ def train_experience(
         for batch in batches(
             data,
             num_steps,
-            cfg.batch_size,
+            batch_size,
             cfg.chunk_batches,
             stream.transform,
             stream.ordered,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import math
@@ -90,6 +91,8 @@ def _build_method(name: str, stream: Stream, seed: int, overrides: dict[str, Any
     kwargs: dict[str, Any] = {"lr": 0.05, "momentum": 0.5}
     if issubclass(cls.config_cls, RehearsalConfig):
         kwargs.update(buffer_size=24, minibatch_size=8)
+    if "inc_lr" in {f.name for f in dataclasses.fields(cls.config_cls)}:
+        kwargs.update(inc_lr=0.05, rm_sz=24)  # AR1*: the same rate in every experience
     kwargs.update(overrides)
     ctx = MethodContext(
         backbone, stream.num_classes, stream.image_shape, stream.transform, CPU, generator
@@ -236,11 +239,15 @@ def test_fit_runs_every_hook_and_fills_the_accuracy_matrix(name: str, kind: str)
     stream = make_stream(kind)
     method = build_method(name, stream)
     calls: list[tuple[Any, ...]] = []
+    batch_sizes: list[int] = []  # what the method asks for, per experience
     original = (method.before_experience, method.after_epoch, method.after_experience)
+    cfg = TrainConfig(epochs=2, batch_size=16, eval_batch_size=32, chunk_batches=2, progress=False)
 
     def before(experience: Experience) -> None:
         calls.append(("before", experience.id))
         original[0](experience)
+        size = len(experience.train) * (experience.id + 1 if cumulative else 1)
+        batch_sizes.append(method.batch_size(size, cfg.batch_size))
 
     def epoch_end(experience: Experience, epoch: int) -> None:
         calls.append(("epoch", experience.id, epoch))
@@ -253,7 +260,7 @@ def test_fit_runs_every_hook_and_fills_the_accuracy_matrix(name: str, kind: str)
     method.before_experience = before  # type: ignore[method-assign]
     method.after_epoch = epoch_end  # type: ignore[method-assign]
     method.after_experience = after  # type: ignore[method-assign]
-    cfg = TrainConfig(epochs=2, batch_size=16, eval_batch_size=32, chunk_batches=2, progress=False)
+    cumulative = method.data_scope == "cumulative"
     state = fit(
         method,
         stream,
@@ -267,9 +274,10 @@ def test_fit_runs_every_hook_and_fills_the_accuracy_matrix(name: str, kind: str)
         expected_calls += [("before", t), ("epoch", t, 0), ("epoch", t, 1), ("after", t)]
     assert calls == expected_calls
     per_experience = CLASSES_PER_EXPERIENCE * TRAIN_PER_CLASS
-    cumulative = method.data_scope == "cumulative"
     sizes = [per_experience * (t + 1) if cumulative else per_experience for t in range(EXPERIENCES)]
-    assert state.step == sum(cfg.epochs * math.ceil(n / cfg.batch_size) for n in sizes)
+    assert all(0 < b <= cfg.batch_size for b in batch_sizes)
+    steps = [math.ceil(n / b) for n, b in zip(sizes, batch_sizes, strict=True)]
+    assert state.step == cfg.epochs * sum(steps)
     assert state.next_experience == EXPERIENCES
     assert len(state.seconds) == EXPERIENCES
     assert set(state.rows) == {"class-il", "task-il"}

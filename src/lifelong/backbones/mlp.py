@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from lifelong.backbones import BACKBONES, Backbone, BackboneSpec
+from lifelong.backbones.split import cut
 from lifelong.errors import ConfigError
 
 
@@ -28,7 +29,11 @@ class MLP(Backbone):
     """Flatten → (Linear → ReLU) per hidden width → Linear head.
 
     Weights use Xavier-uniform initialisation and zero biases, as in mammoth's ``MNISTMLP``.
+    Split points for latent replay (:class:`~lifelong.backbones.split.SplitBackbone`): ``fc1``,
+    ``fc2``, … — the output of each hidden layer after its activation; the default is ``fc1``.
     """
+
+    default_split = "fc1"
 
     def __init__(
         self,
@@ -57,6 +62,26 @@ class MLP(Backbone):
         """Output of the last hidden layer, shape (B, hidden[-1])."""
         out: torch.Tensor = self.body(x)
         return out
+
+    @property
+    def split_points(self) -> tuple[str, ...]:
+        """``fc1`` … ``fcN``, one per hidden layer."""
+        return tuple(f"fc{i + 1}" for i in range(len(self.body) // 2))
+
+    def _layers(self) -> list[tuple[str, nn.Module]]:
+        """One (Linear, activation) pair per split point; the first also flattens."""
+        modules = list(self.body)
+        pairs = [nn.Sequential(*modules[1 + 2 * i : 3 + 2 * i]) for i in range(len(modules) // 2)]
+        pairs[0] = nn.Sequential(modules[0], *pairs[0])
+        return list(zip(self.split_points, pairs, strict=True))
+
+    def lower_part(self, split: str) -> nn.Sequential:
+        """Inputs → the output of hidden layer ``split``."""
+        return cut(self._layers(), self.split_points, split, ())[0]
+
+    def upper_part(self, split: str) -> nn.Sequential:
+        """The output of hidden layer ``split`` → the last hidden layer's output."""
+        return cut(self._layers(), self.split_points, split, ())[1]
 
 
 BACKBONES.add(

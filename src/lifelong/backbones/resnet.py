@@ -11,6 +11,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from lifelong.backbones import BACKBONES, Backbone, BackboneSpec
+from lifelong.backbones.split import cut
 from lifelong.errors import ConfigError
 
 
@@ -67,7 +68,14 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(Backbone):
-    """Reduced ResNet-18: 3x3 stem, four stages of two blocks, global average pool, linear head."""
+    """Reduced ResNet-18: 3x3 stem, four stages of two blocks, global average pool, linear head.
+
+    Split points for latent replay (:class:`~lifelong.backbones.split.SplitBackbone`): the outputs
+    of ``stem`` and of the stages ``layer1`` ... ``layer4``; the default is ``layer3``.
+    """
+
+    split_points: tuple[str, ...] = ("stem", "layer1", "layer2", "layer3", "layer4")
+    default_split: str = "layer3"
 
     def __init__(
         self,
@@ -99,6 +107,20 @@ class ResNet18(Backbone):
         """Globally pooled output of the last stage, shape (B, 8 nf)."""
         out = self.stages(self.stem(x))
         return F.adaptive_avg_pool2d(out, 1).flatten(1)
+
+    def lower_part(self, split: str) -> nn.Sequential:
+        """Input → output of ``split`` (``stem`` or a stage ``layer1`` ... ``layer4``)."""
+        return self._cut(split)[0]
+
+    def upper_part(self, split: str) -> nn.Sequential:
+        """Output of ``split`` → globally pooled, flattened features (the head's input)."""
+        return self._cut(split)[1]
+
+    def _cut(self, split: str) -> tuple[nn.Sequential, nn.Sequential]:
+        layers: list[tuple[str, nn.Module]] = [("stem", self.stem)]
+        layers += [(f"layer{i + 1}", stage) for i, stage in enumerate(self.stages)]
+        tail = [("pool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten())]
+        return cut(layers, self.split_points, split, tail)
 
 
 BACKBONES.add(

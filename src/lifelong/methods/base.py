@@ -112,6 +112,14 @@ class Method(nn.Module):
     def before_experience(self, experience: Experience) -> None:
         """Called before training on ``experience``."""
 
+    def batch_size(self, experience_size: int, configured: int) -> int:
+        """Examples of the experience per step, asked after :meth:`before_experience`.
+
+        The configured batch size, unless the method composes its steps itself (AR1* takes
+        fewer new examples per step and fills the rest with replayed patterns).
+        """
+        return configured
+
     def after_epoch(self, experience: Experience, epoch: int) -> None:
         """Called after each epoch (or after the iterations) of ``experience``."""
 

@@ -46,7 +46,8 @@ class SynapticIntelligence(nn.Module):
     - ``begin_experience``: W ← 0, θ_old ← θ.
     - ``after_step``: W += −g ⊙ (θ − θ_old) with g the gradient in ``.grad`` (parameters whose
       ``.grad`` is ``None`` add nothing); then θ_old ← θ.
-    - ``end_experience``: Δ = θ − θ*; ω += W / (Δ² + ε); θ* ← θ.
+    - ``end_experience``: Δ = θ − θ*; ω += W / (Δ² + ε), clipped above at ``max_omega``
+      when given; θ* ← θ.
     - ``penalty``: Σ ω ⊙ (θ − θ*)², without a factor ½; ω is not clipped and can be negative.
 
     The parameters are referenced, not registered: they stay owned by the network, and this
@@ -56,18 +57,23 @@ class SynapticIntelligence(nn.Module):
         named_parameters: ``(name, parameter)`` pairs to track, e.g.
             ``net.named_parameters()`` or only an encoder's and classifier's (as BI-R does).
         epsilon: Damping ε > 0 of ω's denominator (0.1 in the reference).
+        max_omega: Upper clip of ω after each consolidation (None: no clip; AR1* uses 0.001).
 
     Raises:
         ValueError: If ε is not positive or two names map to the same buffer name.
     """
 
     def __init__(
-        self, named_parameters: Iterable[tuple[str, nn.Parameter]], epsilon: float = 0.1
+        self,
+        named_parameters: Iterable[tuple[str, nn.Parameter]],
+        epsilon: float = 0.1,
+        max_omega: float | None = None,
     ) -> None:
         super().__init__()
         if not epsilon > 0:
             raise ValueError(f"epsilon must be positive, got {epsilon}")
         self.epsilon = epsilon
+        self.max_omega = max_omega
         self.tracked: list[tuple[str, nn.Parameter]] = list(named_parameters)
         keys = [buffer_key(name) for name, _ in self.tracked]
         if len(set(keys)) != len(keys):
@@ -113,6 +119,8 @@ class SynapticIntelligence(nn.Module):
         for param, (anchor, w, omega) in self._rows("anchor", "path_integral", "omega"):
             delta = param - anchor
             omega.add_(w / (delta.square() + self.epsilon))
+            if self.max_omega is not None:
+                omega.clamp_(max=self.max_omega)
             anchor.copy_(param)
 
     def penalty(self) -> torch.Tensor:
