@@ -6,6 +6,8 @@ import logging
 from collections.abc import Callable
 
 from lifelong.data import mnist
+from lifelong.data.core50 import core50_scenario
+from lifelong.data.nic import nic_scenario
 from lifelong.data.scenarios import (
     SCENARIOS,
     DatasetConfig,
@@ -34,6 +36,15 @@ IMAGENET = ImageTransform((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 8, True)
 MNIST_DEFAULTS = {"train": {"epochs": 1, "batch_size": 10}, "backbone": {"name": "mlp"}}
 DOMAIN_DEFAULTS = {"train": {"epochs": 1, "batch_size": 128}, "backbone": {"name": "mlp"}}
 RESNET_DEFAULTS = {"train": {"epochs": 50, "batch_size": 32}, "backbone": {"name": "resnet18"}}
+CORE50_DEFAULTS = {"train": {"epochs": 4, "batch_size": 128}, "backbone": {"name": "mobilenet_v1"}}
+CORE50_SCENARIOS = {
+    "ni": "NI: 8 batches of new sessions of all 50 objects",
+    "nc": "NC: 9 batches of new objects",
+    "nic": "NIC: 79 batches of new sessions of new and seen objects",
+    "nicv2_79": "NICv2-79: a first batch of 10 objects, then 78 batches of new and seen objects",
+    "nicv2_196": "NICv2-196: a first batch of 10 objects, then 195 batches of new and seen objects",
+    "nicv2_391": "NICv2-391: a first batch of 10 objects, then 390 one-object sessions (AR1*)",
+}
 
 
 def _load_cifar10(root: str, download: bool) -> TrainTest:
@@ -106,6 +117,16 @@ def gcil_cifar100(weights: str) -> Callable[[DatasetConfig, int], Stream]:
         return Stream(name, experiences, data.num_classes, "gcil", CIFAR10, data.class_names)
 
     return build
+
+
+def _nic_fmnist(cfg: DatasetConfig) -> TrainTest:
+    return mnist.load_fmnist(cfg.root, cfg.download)
+
+
+def _nic_tinyimg(cfg: DatasetConfig) -> TrainTest:
+    from lifelong.data.tinyimagenet import load_tiny_imagenet
+
+    return load_tiny_imagenet(cfg.root, cfg.download, cfg.image_size or 64)
 
 
 def class_incremental(
@@ -227,7 +248,28 @@ def _register_all() -> None:
             "Tiny-ImageNet, 10 experiences x 20 classes (any subset of classes: 10 experiences)",
             {"train": {"epochs": 100, "batch_size": 32}, "backbone": {"name": "resnet18"}},
         ),
+        "nic-fmnist": Scenario(
+            nic_scenario("nic-fmnist", _nic_fmnist, GREY, 2, 600),
+            "Fashion-MNIST as NICv2: a first experience of 2 classes x 600 images, then 98 "
+            "one-class chunks of ~600 in a seeded order (dataset.run; nic_first_classes, "
+            "nic_chunk), one shared test set",
+            {"train": {"epochs": 4, "batch_size": 32}, "backbone": {"name": "mlp"}},
+        ),
+        "nic-tinyimg": Scenario(
+            nic_scenario("nic-tinyimg", _nic_tinyimg, TINYIMG, 5, 125),
+            "Tiny-ImageNet as NICv2: a first experience of 5 classes x 125 images, then one-class "
+            "chunks of ~125 in a seeded order (76 experiences on the 20-class subset, 796 on the "
+            "full set; dataset.run, nic_first_classes, nic_chunk), one shared test set",
+            {"train": {"epochs": 4, "batch_size": 32}, "backbone": {"name": "resnet18"}},
+        ),
     }
+    for scenario_key, what in CORE50_SCENARIOS.items():
+        entries["core50-" + scenario_key.replace("_", "-")] = Scenario(
+            core50_scenario(scenario_key),
+            f"CORe50 {what}, one shared test set of all 50 classes (every "
+            "dataset.test_subsample-th image of sessions 3, 7, 10; dataset.run 0-9)",
+            CORE50_DEFAULTS,
+        )
     for name, scenario in entries.items():
         SCENARIOS.add(name, scenario)
 

@@ -38,13 +38,24 @@ class DatasetConfig:
     n_experiences: int | None = None
     """Number of experiences for permuted/rotated scenarios (None: the scenario's default)."""
     image_size: int | None = None
-    """Side length images are resized to (ImageNet-100, Tiny-ImageNet; None: the native size)."""
+    """Side length images are resized to (ImageNet-100, Tiny-ImageNet, CORe50; None: native)."""
+    run: int = 0
+    """NIC scenarios: CORe50's official batch order (run 0-9); for the others, the order's seed."""
+    test_subsample: int = 20
+    """CORe50: keep every k-th test image (20: the reference's 2,249 images; 1 keeps all)."""
+    nic_first_classes: int | None = None
+    """NIC scenarios built from a dataset: classes in the first experience (None: default)."""
+    nic_chunk: int | None = None
+    """NIC scenarios from a dataset: examples per later one-class experience (None: default)."""
 
     def __post_init__(self) -> None:
-        for name in ("classes_per_experience", "n_experiences", "image_size"):
+        names = ("classes_per_experience", "n_experiences", "image_size", "test_subsample")
+        for name in (*names, "nic_first_classes", "nic_chunk"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"dataset.{name} must be positive, got {value}")
+        if self.run < 0:
+            raise ConfigError(f"dataset.run must be 0 or more, got {self.run}")
 
 
 Builder = Callable[[DatasetConfig, int], Stream]
