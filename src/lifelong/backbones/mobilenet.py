@@ -73,10 +73,14 @@ class MobileNetConfig:
     """Norm layers are BatchRenorm2d (True, as AR1*) or nn.BatchNorm2d (False)."""
     pretrained: str | None = None
     """Local weights file (pytorchcv mobilenet_w1 names or ours); None: random initialisation."""
+    norm_momentum: float = 0.01
+    """Momentum of the norm layers' running statistics (ar1-pytorch: 0.01; 0.1 for scratch)."""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.width) and self.width > 0):
             raise ConfigError(f"backbone.width must be a positive number, got {self.width}")
+        if not 0.0 < self.norm_momentum <= 1.0:
+            raise ConfigError(f"backbone.norm_momentum must be in (0, 1], got {self.norm_momentum}")
         if self.pretrained is not None and not self.pretrained.strip():
             raise ConfigError("backbone.pretrained must be a file path or null, got ''")
 
@@ -92,6 +96,7 @@ class ConvBlock(nn.Module):
         stride: int,
         groups: int,
         batch_renorm: bool,
+        momentum: float = 0.01,
     ) -> None:
         super().__init__()
         padding = kernel_size // 2
@@ -99,7 +104,9 @@ class ConvBlock(nn.Module):
             in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False
         )
         self.norm: nn.Module = (
-            BatchRenorm2d(out_channels) if batch_renorm else nn.BatchNorm2d(out_channels)
+            BatchRenorm2d(out_channels, momentum=momentum)
+            if batch_renorm
+            else nn.BatchNorm2d(out_channels, momentum=momentum)
         )
         self.act = nn.ReLU()
 
@@ -129,15 +136,15 @@ class MobileNetV1(Backbone):
         def channels(c: int) -> int:
             return max(8, round(c * cfg.width))
 
-        brn = cfg.batch_renorm
+        brn, m = cfg.batch_renorm, cfg.norm_momentum
         in_ch = channels(32)
         layers: list[tuple[str, nn.Module]] = [
-            ("conv1", ConvBlock(image_shape[0], in_ch, 3, 2, 1, brn))
+            ("conv1", ConvBlock(image_shape[0], in_ch, 3, 2, 1, brn, m))
         ]
         for name, out, stride in UNITS:
             out_ch = channels(out)
-            layers.append((f"{name}_dw", ConvBlock(in_ch, in_ch, 3, stride, in_ch, brn)))
-            layers.append((f"{name}_sep", ConvBlock(in_ch, out_ch, 1, 1, 1, brn)))
+            layers.append((f"{name}_dw", ConvBlock(in_ch, in_ch, 3, stride, in_ch, brn, m)))
+            layers.append((f"{name}_sep", ConvBlock(in_ch, out_ch, 1, 1, 1, brn, m)))
             in_ch = out_ch
         layers.append(("pool6", nn.AdaptiveAvgPool2d(1)))
         self.layers = nn.Sequential(OrderedDict(layers))

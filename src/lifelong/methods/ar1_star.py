@@ -98,7 +98,7 @@ class AR1Star(Method):
 
     name = "ar1_star"
     config_cls = AR1StarConfig
-    supported_settings = frozenset({"class-il", "domain-il", "general"})
+    supported_settings = frozenset({"class-il", "domain-il", "gcil", "general"})
     freeze_upper_after_first = False
 
     experiences_done: torch.Tensor

@@ -1,0 +1,85 @@
+"""AR1* with latent replay against native replay and CWR*, on the NIC Tiny-ImageNet-subset stream.
+
+Three runs per seed through the ``lifelong`` command line (one process per run, one thread
+each), then ``lifelong compare``, and a table of final accuracy and training time per
+experience read from each run's ``results.json``:
+
+* ``ar1_star`` with latent replay at MobileNetV1's ``conv5_4/dw`` (the reference's layer);
+* ``ar1_star`` with native replay: the same memory size, patterns stored as images and passed
+  through the frozen lower layers again at every replay;
+* ``cwr_star``: the same network, no replay, only the head trains after the first experience.
+
+The settings are ours, for a CPU and no pre-trained weights (the reference starts from ImageNet
+weights, so it freezes the lower layers from the start and uses lr 0.001 / 5e-5, 4 epochs):
+the stream cut into a first experience of 5 classes x 250 images and 35 one-class chunks of 250
+(``dataset.nic_chunk=250``), images resized to 32×32, MobileNetV1 at width 0.5 trained from
+scratch with its lower layers in the first experience (``train_lower``), norm momentum 0.1
+(0.01 leaves the running statistics unconverged after the first experience's few steps),
+8 epochs per experience, batch 128, lr 0.05 in the first experience and 0.0025 afterwards
+(the reference's ratio of 20), memory 1,500 patterns.
+
+Usage:
+    tar xzf ../shared/data/tiny-imagenet-200-sub20.tar.gz -C /tmp/tiny
+    python benchmarks/ar1_table.py --data-root /tmp/tiny --seeds 0 --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from run_table import Job, run_jobs
+
+COMMON = [
+    "--dataset", "nic-tinyimg", "--set", "dataset.image_size=32", "--set", "dataset.nic_chunk=250",
+    "--backbone", "mobilenet_v1", "--set", "backbone.width=0.5",
+    "--set", "backbone.norm_momentum=0.1", "--epochs", "8", "--batch-size", "128",
+    "--lr", "0.05", "--set", "inc_lr=0.0025", "--no-progress",
+]  # fmt: skip
+METHODS: dict[str, list[str]] = {
+    "ar1_star-latent": ["--method", "ar1_star", "--set", "replay=latent"],
+    "ar1_star-native": ["--method", "ar1_star", "--set", "replay=input"],
+    "cwr_star": ["--method", "cwr_star"],
+}
+
+
+def summary(root: Path) -> str:
+    """Markdown rows: final accuracy and mean training seconds per experience of each run."""
+    lines = ["| run | final class-IL accuracy | train s / experience (first, later mean) |"]
+    lines.append("|---|---|---|")
+    for results_file in sorted(root.glob("*/results.json")):
+        results = json.loads(results_file.read_text())
+        seconds = results["train_seconds"]
+        accuracy = results["protocols"]["class-il"]["summary"]["average_accuracy"]
+        later = sum(seconds[1:]) / max(1, len(seconds) - 1)
+        lines.append(
+            f"| {results_file.parent.name} | {accuracy:.2f} | {seconds[0]:.1f}, {later:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", default="/tmp/tiny")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/out/ar1"))
+    args = parser.parse_args()
+    root = args.out / "nic-tinyimg"
+    jobs = [
+        Job(
+            f"{method} seed {seed}",
+            (*METHODS[method], *COMMON, "--data-root", args.data_root, "--seed", str(seed)),
+            root / f"{method}-seed{seed}",
+        )
+        for seed in args.seeds
+        for method in args.methods
+    ]
+    run_jobs(jobs, args.jobs, root)
+    print(summary(root))
+
+
+if __name__ == "__main__":
+    main()
