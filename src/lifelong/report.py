@@ -33,10 +33,34 @@ def summary_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+MAX_MATRIX_COLUMNS = 20
+"""Longer streams print the average-accuracy curve instead of the whole matrix."""
+
+
+def curve_table(matrix: np.ndarray, protocol: str) -> str:
+    """Average accuracy over the seen experiences after each experience, ten per line."""
+    n = matrix.shape[1]
+    lines = [
+        f"{protocol} average accuracy (%) over the experiences seen, after each of {n} "
+        "experiences (the whole matrix is in results.json and the heatmap)"
+    ]
+    values = [float(np.nanmean(row[: i + 1])) for i, row in enumerate(matrix)]
+    for start in range(0, len(values), 10):
+        chunk = values[start : start + 10]
+        label = f"{start + 1}-{start + len(chunk)}"
+        lines.append(f"{label:>9} " + " ".join(f"{_fmt(v):>6}" for v in chunk))
+    return "\n".join(lines)
+
+
 def matrix_table(results: dict[str, Any], protocol: str) -> str:
-    """The accuracy matrix of ``protocol``: row i = after training experience i."""
+    """The accuracy matrix of ``protocol``: row i = after training experience i.
+
+    Streams longer than :data:`MAX_MATRIX_COLUMNS` get :func:`curve_table` instead.
+    """
     matrix = matrix_of(results, protocol)
     n = matrix.shape[1]
+    if n > MAX_MATRIX_COLUMNS:
+        return curve_table(matrix[~np.all(np.isnan(matrix), axis=1)], protocol)
     lines = [f"{protocol} accuracy (%) — row: after experience, column: tested experience"]
     lines.append("after " + " ".join(f"{j + 1:>6}" for j in range(n)))
     for i, row in enumerate(matrix):
