@@ -69,11 +69,18 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def merge(base: Raw, override: Raw) -> Raw:
-    """Recursively merge ``override`` into a copy of ``base``."""
+    """Recursively merge ``override`` into a copy of ``base``.
+
+    A section whose ``name`` changes starts over from ``override``: after ``--backbone mlp`` on
+    a preset written for ``mobilenet_v1``, the preset's ``width`` belongs to another config
+    class and is dropped rather than reported as an unknown key.
+    """
     out = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
+        old = out.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            renamed = "name" in value and "name" in old and value["name"] != old["name"]
+            out[key] = dict(value) if renamed else merge(old, value)
         else:
             out[key] = value
     return out

@@ -210,6 +210,20 @@ def test_merge_is_recursive_and_does_not_mutate_inputs() -> None:
     assert override == override_copy
 
 
+def test_merge_starts_a_section_over_when_its_name_changes() -> None:
+    preset = {"backbone": {"name": "mobilenet_v1", "width": 1.0}, "method": {"name": "er"}}
+    flags = {"backbone": {"name": "mlp"}, "method": {"name": "er", "lr": 0.1}}
+    assert merge(preset, flags) == {
+        "backbone": {"name": "mlp"},
+        "method": {"name": "er", "lr": 0.1},
+    }
+    # a section without a name (``--set backbone.width=0.5``) still merges
+    assert merge(preset, {"backbone": {"width": 0.5}})["backbone"] == {
+        "name": "mobilenet_v1",
+        "width": 0.5,
+    }
+
+
 def test_merge_replaces_non_mapping_values() -> None:
     assert merge({"backbone": {"hidden": [1, 2, 3]}}, {"backbone": {"hidden": [4]}}) == {
         "backbone": {"hidden": [4]}

@@ -283,3 +283,22 @@ def test_registered_scenarios_and_defaults() -> None:
     }
     with pytest.raises(ConfigError, match="cannot be downloaded"):
         build_stream(DatasetConfig(name="core50-nicv2-391", download=True), 0)
+
+
+def test_ar1_star_preset_runs_the_whole_nicv2_391_fixture(written: Fixture, tmp_path: Path) -> None:
+    import json
+
+    from lifelong.cli import main
+
+    run_dir = tmp_path / "run"
+    argv = ["run", "--preset", "core50-nicv2-391/ar1_star", "--data-root", str(written.root)]
+    # the preset with a small MLP instead of MobileNetV1, to keep 391 experiences fast
+    argv += ["--backbone", "mlp", "--set", "latent_layer=fc1", "--set", "rm_sz=30", "--epochs", "1"]
+    argv += ["--batch-size", "8", "--no-progress", "--no-tensorboard", "--run-dir", str(run_dir)]
+    assert main(argv) == 0
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["completed"] and results["num_experiences"] == 391
+    assert list(results["protocols"]) == ["class-il"]
+    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    memory = [s["memory_mb"] for s in steps if s.get("kind") == "step" and "memory_mb" in s]
+    assert memory and memory[-1] > 0  # the latent memory filled and its size is logged
