@@ -6,7 +6,10 @@ import lifelong.backbones.gelu
 import lifelong.backbones.mlp
 import lifelong.backbones.mobilenet
 import lifelong.backbones.resnet
+import lifelong.backbones.resnet9
 import lifelong.backbones.sparse
+import lifelong.backbones.vit
+import lifelong.buffers.hybrid_buffer
 import lifelong.data.catalog
 import lifelong.methods.ar1_star
 import lifelong.methods.bir
@@ -23,4 +26,9 @@ import lifelong.methods.sarl_enhanced
 import lifelong.methods.sarl_enhanced_gelu
 import lifelong.methods.sarl_enhanced_gelu_balanced
 import lifelong.methods.sarl_online
-import lifelong.methods.si  # noqa: F401
+import lifelong.methods.si
+import lifelong.ssl.barlow_twins
+import lifelong.ssl.byol
+import lifelong.ssl.emp_ssl
+import lifelong.ssl.mae
+import lifelong.ssl.simsiam  # noqa: F401

@@ -1,0 +1,145 @@
+"""The common interface of the SSL models and their registry (spec ``cssl.md`` §0).
+
+An :class:`SSLModel` wraps a library :class:`~lifelong.backbones.Backbone` (the encoder, whose
+``features(x)`` gives (B, d_e)) with the model's own parts (projector, predictor, target
+network, decoder) and its loss. Strategies and the continual-SSL method only see this interface:
+``forward(views)`` returns the loss with the projections and encodings of every view, and
+``alignment`` is the model's own two-argument criterion for aligning representations.
+
+Mapping from the reference's ``AbstractSSLModel``: ``get_encoder`` → :attr:`SSLModel.encoder`,
+``get_encoder_for_eval`` → :meth:`SSLModel.eval_encoder`, ``get_embedding_dim`` /
+``get_projector_dim`` → :attr:`SSLModel.embedding_dim` / :attr:`SSLModel.projector_dim`,
+``get_criterion`` → :attr:`SSLModel.alignment` (None where the reference says "not binary"),
+``after_backward`` → :meth:`SSLModel.after_step`, ``get_params`` →
+:meth:`SSLModel.trainable_parameters`, ``get_name`` → :attr:`SSLModel.name`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import torch
+from torch import nn
+
+from lifelong.backbones import Backbone
+from lifelong.errors import ConfigError
+from lifelong.registry import Registry
+
+AlignmentFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""``criterion(a, b)``: per-sample losses (B,) or a batch-level scalar; callers take ``.mean()``."""
+
+
+@dataclass(frozen=True)
+class SSLOutput:
+    """What one forward pass of an SSL model returns."""
+
+    loss: torch.Tensor
+    """The model's SSL loss, a scalar."""
+    z: list[torch.Tensor]
+    """Projector outputs, one (B, d_p) tensor per view."""
+    e: list[torch.Tensor]
+    """Encoder outputs (the probed features), one (B, d_e) tensor per view."""
+
+
+def check_positive(field: str, value: float) -> None:
+    """Raise a :class:`ConfigError` naming ``ssl.<field>`` unless ``value`` > 0."""
+    if not value > 0:
+        raise ConfigError(f"ssl.{field} must be positive, got {value}")
+
+
+class SSLModel(nn.Module):
+    """Base class: an encoder plus the model-specific parts and loss.
+
+    Class attributes:
+        name: Registry key.
+
+    Attributes:
+        encoder: The trained (online) encoder.
+        num_views: Number of augmented views ``forward`` expects.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, encoder: Backbone, num_views: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.num_views = num_views
+
+    @property
+    def embedding_dim(self) -> int:
+        """d_e, the width of the encoder features."""
+        return self.encoder.head.in_features
+
+    @property
+    def projector_dim(self) -> int:
+        """d_p, the width of the z tensors."""
+        raise NotImplementedError
+
+    @property
+    def alignment(self) -> AlignmentFn | None:
+        """The model's criterion for aligning two representations, or None if it has none.
+
+        ``alignment(a, b)`` does not detach either argument. It returns per-sample losses (B,)
+        for SimSiam and BYOL and a batch-level scalar for Barlow Twins; strategies reduce it with
+        ``.mean()``.
+        """
+        return None
+
+    def forward(self, views: list[torch.Tensor]) -> SSLOutput:
+        """Loss, projections and encodings of ``num_views`` augmented views (B, C, H, W) each."""
+        raise NotImplementedError
+
+    def eval_encoder(self) -> nn.Module:
+        """The encoder whose ``features(x)`` is probed (the online encoder by default)."""
+        return self.encoder
+
+    def after_step(self) -> None:
+        """Called after every optimiser step (the EMA hook); does nothing by default."""
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Parameters the optimiser updates.
+
+        Everything that requires grad except the encoder's classification head, which SSL never
+        uses; frozen parts (BYOL's target, the projector's frozen bias) have
+        ``requires_grad=False``.
+        """
+        head = {id(p) for p in self.encoder.head.parameters()}
+        return [p for p in self.parameters() if p.requires_grad and id(p) not in head]
+
+    def check_views(self, views: list[torch.Tensor]) -> None:
+        """Raise ``ValueError`` unless exactly ``num_views`` views are given."""
+        if len(views) != self.num_views:
+            raise ValueError(f"{self.name} expects {self.num_views} views, got {len(views)}")
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder features of a batch, (B, C, H, W) → (B, d_e)."""
+        out: torch.Tensor = self.encoder.features(x)
+        return out
+
+
+class SSLBuilder(Protocol):
+    """Builds an SSL model: ``build(cfg, encoder, generator)``.
+
+    ``generator`` is the CPU generator of the run, for models that draw random numbers (MAE's
+    masks); None draws from torch's global generator.
+    """
+
+    def __call__(
+        self, cfg: Any, encoder: Backbone, generator: torch.Generator | None = None
+    ) -> SSLModel:
+        """Return the model around ``encoder``."""
+        ...
+
+
+@dataclass(frozen=True)
+class SSLModelSpec:
+    """A registered SSL model: its config dataclass, a builder and a one-line description."""
+
+    config_cls: type[Any]
+    build: SSLBuilder
+    description: str
+
+
+SSL_MODELS: Registry[SSLModelSpec] = Registry("ssl_model")
