@@ -23,6 +23,7 @@ from lifelong.ssl.losses import barlow_twins_loss
 from lifelong.ssl.model import (
     SSL_MODELS,
     AlignmentFn,
+    ProjectorConfig,
     SSLModel,
     SSLModelSpec,
     SSLOutput,
@@ -31,16 +32,14 @@ from lifelong.ssl.model import (
 
 
 @dataclass(frozen=True)
-class BarlowTwinsConfig:
+class BarlowTwinsConfig(ProjectorConfig):
     """Configuration of :class:`BarlowTwins`."""
 
-    dim_proj: int = 2048
-    """Projector output width d_p."""
     lambd: float = 5e-3
     """Weight λ of the off-diagonal (redundancy-reduction) term."""
 
     def __post_init__(self) -> None:
-        check_positive("dim_proj", self.dim_proj)
+        super().__post_init__()
         check_positive("lambd", self.lambd)
 
 

@@ -27,29 +27,24 @@ from lifelong.ssl.losses import byol_distance_per_sample, byol_loss
 from lifelong.ssl.model import (
     SSL_MODELS,
     AlignmentFn,
+    PredictorConfig,
     SSLModel,
     SSLModelSpec,
     SSLOutput,
-    check_positive,
 )
 
 
 @dataclass(frozen=True)
-class BYOLConfig:
+class BYOLConfig(PredictorConfig):
     """Configuration of :class:`BYOL`."""
 
-    dim_proj: int = 2048
-    """Projector output width d_p."""
-    dim_pred: int = 512
-    """Predictor bottleneck width d_pred."""
     momentum: float = 0.99
     """EMA momentum m of the target network (constant; the reference's constructor uses 0.9)."""
     eval_momentum_encoder: bool = True
     """Probe the momentum (target) encoder instead of the online one."""
 
     def __post_init__(self) -> None:
-        check_positive("dim_proj", self.dim_proj)
-        check_positive("dim_pred", self.dim_pred)
+        super().__post_init__()
         if not 0.0 <= self.momentum <= 1.0:
             raise ConfigError(f"ssl.momentum must be in [0, 1], got {self.momentum}")
 

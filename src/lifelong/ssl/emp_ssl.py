@@ -29,15 +29,20 @@ from lifelong.backbones import Backbone
 from lifelong.errors import ConfigError
 from lifelong.ssl.heads import projector_mlp
 from lifelong.ssl.losses import emp_ssl_loss
-from lifelong.ssl.model import SSL_MODELS, SSLModel, SSLModelSpec, SSLOutput, check_positive
+from lifelong.ssl.model import (
+    SSL_MODELS,
+    ProjectorConfig,
+    SSLModel,
+    SSLModelSpec,
+    SSLOutput,
+    check_positive,
+)
 
 
 @dataclass(frozen=True)
-class EMPSSLConfig:
+class EMPSSLConfig(ProjectorConfig):
     """Configuration of :class:`EMPSSL`."""
 
-    dim_proj: int = 2048
-    """Projector output width d_p."""
     num_views: int = 20
     """Number n of augmented views (patches) per image (the reference's CLI default is 2)."""
     lambda_inv: float = 200.0
@@ -50,7 +55,7 @@ class EMPSSLConfig:
     """L2-normalise z before the loss, as the EMP-SSL paper (the reference does not)."""
 
     def __post_init__(self) -> None:
-        check_positive("dim_proj", self.dim_proj)
+        super().__post_init__()
         if self.num_views < 2:
             raise ConfigError(f"ssl.num_views must be at least 2, got {self.num_views}")
         if self.lambda_inv < 0 or self.lambda_tcr < 0:

@@ -49,6 +49,29 @@ def check_positive(field: str, value: float) -> None:
         raise ConfigError(f"ssl.{field} must be positive, got {value}")
 
 
+@dataclass(frozen=True)
+class ProjectorConfig:
+    """Settings of the models with the common projector (every model but MAE)."""
+
+    dim_proj: int = 2048
+    """Projector output width d_p."""
+
+    def __post_init__(self) -> None:
+        check_positive("dim_proj", self.dim_proj)
+
+
+@dataclass(frozen=True)
+class PredictorConfig(ProjectorConfig):
+    """Settings of the models with a projector and a predictor (SimSiam, BYOL)."""
+
+    dim_pred: int = 512
+    """Predictor bottleneck width d_pred."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive("dim_pred", self.dim_pred)
+
+
 class SSLModel(nn.Module):
     """Base class: an encoder plus the model-specific parts and loss.
 

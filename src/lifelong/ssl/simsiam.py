@@ -16,25 +16,16 @@ from lifelong.ssl.losses import negative_cosine_per_sample, simsiam_loss
 from lifelong.ssl.model import (
     SSL_MODELS,
     AlignmentFn,
+    PredictorConfig,
     SSLModel,
     SSLModelSpec,
     SSLOutput,
-    check_positive,
 )
 
 
 @dataclass(frozen=True)
-class SimSiamConfig:
-    """Configuration of :class:`SimSiam`."""
-
-    dim_proj: int = 2048
-    """Projector output width d_p."""
-    dim_pred: int = 512
-    """Predictor bottleneck width d_pred."""
-
-    def __post_init__(self) -> None:
-        check_positive("dim_proj", self.dim_proj)
-        check_positive("dim_pred", self.dim_pred)
+class SimSiamConfig(PredictorConfig):
+    """Configuration of :class:`SimSiam`: the projector and predictor widths."""
 
 
 class SimSiam(SSLModel):
