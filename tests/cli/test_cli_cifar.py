@@ -177,3 +177,18 @@ def test_pretrain_writes_conv_layers_that_load(cli, tmp_path: Path) -> None:
     assert not torch.equal(before, encoder.layers[0].weight)
     missing = cli("pretrain", "--data-root", tmp_path / "nowhere", "--out", out, "--epochs", "1")
     assert missing.code == 2 and "nowhere" in missing.err
+
+
+def test_dataset_augment_false_keeps_normalisation_and_drops_augmentation(tmp_path: Path) -> None:
+    from lifelong.data.catalog import build_stream
+    from lifelong.data.scenarios import DatasetConfig
+
+    root = write_cifar10(tmp_path / "data")
+    augmented = build_stream(DatasetConfig("seq-cifar10", str(root)), 0)
+    plain = build_stream(DatasetConfig("seq-cifar10", str(root), augment=False), 0)
+    assert augmented.transform.augments and not plain.transform.augments
+    assert plain.transform.mean == augmented.transform.mean
+    assert plain.transform.std == augmented.transform.std
+    x = plain[0].train.x[:4]
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(plain.transform.train(x, g), plain.transform.normalize(x))

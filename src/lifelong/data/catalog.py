@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -278,5 +279,13 @@ _register_all()
 
 
 def build_stream(cfg: DatasetConfig, seed: int) -> Stream:
-    """Build the stream named by ``cfg.name`` (raises ConfigError for unknown names)."""
-    return SCENARIOS.get(cfg.name).build(cfg, seed)
+    """Build the stream named by ``cfg.name`` (raises ConfigError for unknown names).
+
+    With ``dataset.augment`` off, the stream keeps its normalisation and drops its training
+    augmentation.
+    """
+    stream = SCENARIOS.get(cfg.name).build(cfg, seed)
+    if cfg.augment or not stream.transform.augments:
+        return stream
+    plain = dataclasses.replace(stream.transform, crop_padding=0, hflip=False)
+    return dataclasses.replace(stream, transform=plain)

@@ -47,6 +47,8 @@ class DatasetConfig:
     """NIC scenarios built from a dataset: classes in the first experience (None: default)."""
     nic_chunk: int | None = None
     """NIC scenarios from a dataset: examples per later one-class experience (None: default)."""
+    augment: bool = True
+    """Apply the dataset's training augmentation (random crop, flip); False: plain images."""
 
     def __post_init__(self) -> None:
         names = ("classes_per_experience", "n_experiences", "image_size", "test_subsample")
