@@ -21,6 +21,13 @@ suits its lr of 5e-5; with our 50 times larger rate the running statistics of th
 layers fall behind their weights and evaluation collapses to chance, as a first run showed),
 memory 1,500 patterns.
 
+By default the images are not augmented, as in the reference protocol (CORe50 has no
+augmentation). Then the frozen lower layers give the same activations in every epoch, and
+latent and native replay train on the same patterns: their accuracies should agree, and only
+the cost differs. ``--augment`` keeps Tiny-ImageNet's random crop and flip: native replay then
+draws a fresh augmentation of each stored image at every replay, while a latent pattern is the
+activation of the one augmentation it was stored with.
+
 Usage:
     tar xzf ../shared/data/tiny-imagenet-200-sub20.tar.gz -C /tmp/tiny
     python benchmarks/ar1_table.py --data-root /tmp/tiny --seeds 0 --jobs 2
@@ -68,13 +75,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--augment", action="store_true", help="keep Tiny-ImageNet's crop and flip (default: off)"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/ar1"))
     args = parser.parse_args()
-    root = args.out / "nic-tinyimg"
+    root = args.out / ("nic-tinyimg" if args.augment else "nic-tinyimg-plain")
+    augment = [] if args.augment else ["--set", "dataset.augment=false"]
     jobs = [
         Job(
             f"{method} seed {seed}",
-            (*METHODS[method], *COMMON, "--data-root", args.data_root, "--seed", str(seed)),
+            (*METHODS[method], *COMMON, *augment, "--data-root", args.data_root, "--seed", str(seed)),
             root / f"{method}-seed{seed}",
         )
         for seed in args.seeds

@@ -1,22 +1,23 @@
 """Run ``lifelong run`` jobs in parallel processes, resumably, and summarise them with compare.
 
-Shared by the benchmark tables (``sarl_table.py``, ``bir_table.py``): each job is one method
-configuration and seed in its own run directory; finished runs (``results.json`` with
-``completed``) are skipped, interrupted ones start again, and ``lifelong compare`` writes the
-mean ± std table and bar plot of the folder at the end.
+Shared by the benchmark tables (``sarl_table.py``, ``bir_table.py``, ``ar1_table.py``): each job
+is one method configuration and seed in its own run directory. The runs go through
+:func:`lifelong.sweep.run_once`, the runner of ``lifelong sweep``: finished runs (``results.json``
+with ``completed``) are skipped, interrupted ones start again, each run's output is kept in its
+``trial.log``, and ``lifelong compare`` writes the mean ± std table and bar plot of the folder at
+the end.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+from lifelong.sweep import run_once
 
 
 @dataclass(frozen=True)
@@ -29,22 +30,14 @@ class Job:
 
 
 def run_job(job: Job) -> str:
-    """Run ``job`` unless its results are already complete; return a log line."""
-    results = job.run_dir / "results.json"
-    if results.exists() and json.loads(results.read_text()).get("completed"):
+    """Run ``job`` (one thread) unless its results are already complete; return a log line."""
+    attempt = run_once(job.arguments, job.run_dir, one_thread=True)
+    if attempt.status == "failed":
+        return f"{job.label}: FAILED: {attempt.error} (log: {job.run_dir / 'trial.log'})"
+    if attempt.status == "done before":
         return f"{job.label}: done before"
-    if job.run_dir.exists():  # an interrupted run: start it again
-        shutil.rmtree(job.run_dir)
-    command = [sys.executable, "-m", "lifelong", "run", "--run-dir", str(job.run_dir)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [*command, *job.arguments], capture_output=True, text=True, env=env, check=False
-    )
-    if done.returncode != 0:
-        return f"{job.label}: FAILED\n{done.stderr[-2000:]}"
-    protocols = json.loads(results.read_text())["protocols"]
-    first = next(iter(protocols))
-    return f"{job.label}: {first} {protocols[first]['summary']['average_accuracy']:.2f}%"
+    first = next(iter(attempt.accuracy))
+    return f"{job.label}: {first} {attempt.accuracy[first]:.2f}%"
 
 
 def run_jobs(jobs: Sequence[Job], parallel: int, root: Path) -> None:

@@ -1,4 +1,4 @@
-"""The command line: ``lifelong run | list | report | compare | pretrain``.
+"""The command line: ``lifelong run | list | report | compare | pretrain | sweep``.
 
 ``main(argv)`` returns the exit code.
 """
@@ -117,7 +117,29 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="mean ± std over seeds of finished runs, with a plot")
     compare.add_argument("runs", type=Path, nargs="+", help="run directories or folders of them")
     compare.add_argument("--out", type=Path, default=Path("."), help="where to write the files")
+    _add_sweep_parser(sub)
     return parser
+
+
+def _add_sweep_parser(sub: Any) -> None:
+    sweep = sub.add_parser(
+        "sweep", help="experiments × grid × seeds from a YAML file, resumable, with a summary"
+    )
+    sweep.add_argument("file", type=Path, help="the sweep file (see configs/sweeps/example.yaml)")
+    sweep.add_argument(
+        "--jobs", type=int, default=1, help="runs at a time (each with OMP_NUM_THREADS=1 when > 1)"
+    )
+    sweep.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="local processes (default) or Ray tasks (pip install 'lifelong[ray]')",
+    )
+    sweep.add_argument("--out", type=Path, help="output folder (default: the file's `out`)")
+    sweep.add_argument("--dry-run", action="store_true", help="validate and list the trials only")
+    sweep.add_argument(
+        "--no-tensorboard", action="store_true", help="runs write no TensorBoard events"
+    )
 
 
 def parse_set(items: list[str]) -> list[tuple[str, Any]]:
@@ -272,6 +294,40 @@ def command_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_sweep(args: argparse.Namespace) -> int:
+    """``lifelong sweep FILE``: exit code 0, or 1 when a trial failed (2 for a bad file)."""
+    from lifelong.sweep import (
+        check_backend,
+        completed_results,
+        load_sweep,
+        run_sweep,
+        write_summary,
+    )
+
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be 1 or more, got {args.jobs}")
+
+    def resolve_run(arguments: Sequence[str]) -> RunConfig:
+        return config_from_args(build_parser().parse_args(["run", *arguments]))
+
+    sweep = load_sweep(args.file, resolve_run, args.out)
+    check_backend(args.backend)
+    if args.dry_run:
+        for trial in sweep.trials:
+            done = " (finished before)" if completed_results(trial.run_dir) else ""
+            sys.stdout.write(f"{trial.label}: {trial.run_dir}{done}\n")
+        sys.stdout.write(f"{len(sweep.trials)} trials; nothing run (--dry-run)\n")
+        return 0
+    log.info("sweep %s: %d trials in %s", args.file, len(sweep.trials), sweep.out)
+    outcomes = run_sweep(sweep, args.jobs, args.backend, tensorboard=not args.no_tensorboard)
+    text, path = write_summary(sweep, outcomes)
+    failed = sum(attempt.status == "failed" for _trial, attempt in outcomes)
+    sys.stdout.write(text + f"\nwrote {path}\n")
+    if failed:
+        sys.stderr.write(f"lifelong: {failed} of {len(outcomes)} trials failed (see {path})\n")
+    return 1 if failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv``; return the exit code (2 for bad input)."""
     parser = build_parser()
@@ -295,6 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_compare(args)
         if args.command == "pretrain":
             return command_pretrain(args)
+        if args.command == "sweep":
+            return command_sweep(args)
         return command_report(args)
     except UserError as err:
         sys.stderr.write(f"lifelong: error: {err}\n")

@@ -14,6 +14,7 @@ import lifelong.data.catalog
 import lifelong.methods.ar1_star
 import lifelong.methods.bir
 import lifelong.methods.bir_si
+import lifelong.methods.cssl
 import lifelong.methods.cwr_star
 import lifelong.methods.der
 import lifelong.methods.derpp
@@ -31,4 +32,12 @@ import lifelong.ssl.barlow_twins
 import lifelong.ssl.byol
 import lifelong.ssl.emp_ssl
 import lifelong.ssl.mae
-import lifelong.ssl.simsiam  # noqa: F401
+import lifelong.ssl.simsiam
+import lifelong.ssl.strategies.aep
+import lifelong.ssl.strategies.apre
+import lifelong.ssl.strategies.arp
+import lifelong.ssl.strategies.cassle
+import lifelong.ssl.strategies.er
+import lifelong.ssl.strategies.lump
+import lifelong.ssl.strategies.minred
+import lifelong.ssl.strategies.none  # noqa: F401

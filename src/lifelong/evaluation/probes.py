@@ -232,14 +232,30 @@ def linear_probe(
     """
     labels = [train_y, test_y] if val is None else [train_y, test_y, val.y]
     num_classes = 1 + max(int(y.max()) for y in labels if len(y))
+    layer = train_linear_layer(Features(train_x, train_y), num_classes, cfg, generator, val)
+    return _accuracy(layer, Features(test_x, test_y), cfg.batch_size)
+
+
+def train_linear_layer(
+    train: Features,
+    num_classes: int,
+    cfg: ProbeConfig,
+    generator: torch.Generator,
+    val: Features | None = None,
+) -> nn.Linear:
+    """The linear probe's layer (zero init) trained on L2-normalized ``train`` features.
+
+    Its logits are ``layer(F.normalize(x, dim=1))``. Training is :func:`linear_probe`'s; it runs
+    with gradients even when called under inference or no-grad mode.
+    """
     with torch.inference_mode(False), torch.enable_grad():
         # clones: features made under inference mode cannot take part in autograd
-        train = Features(train_x.detach().clone(), train_y.clone())
-        layer = nn.Linear(train.x.shape[1], num_classes).to(train.x.device)
+        data = Features(train.x.detach().clone(), train.y.clone())
+        layer = nn.Linear(data.x.shape[1], num_classes).to(data.x.device)
         nn.init.zeros_(layer.weight)
         nn.init.zeros_(layer.bias)
-        _train_linear(layer, train, cfg, generator, val)
-    return _accuracy(layer, Features(test_x, test_y), cfg.batch_size)
+        _train_linear(layer, data, cfg, generator, val)
+    return layer
 
 
 def _train_linear(
