@@ -81,11 +81,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/ar1"))
     args = parser.parse_args()
     root = args.out / ("nic-tinyimg" if args.augment else "nic-tinyimg-plain")
-    augment = [] if args.augment else ["--set", "dataset.augment=false"]
+    common = [*COMMON, *([] if args.augment else ["--set", "dataset.augment=false"])]
     jobs = [
         Job(
             f"{method} seed {seed}",
-            (*METHODS[method], *COMMON, *augment, "--data-root", args.data_root, "--seed", str(seed)),
+            (*METHODS[method], *common, "--data-root", args.data_root, "--seed", str(seed)),
             root / f"{method}-seed{seed}",
         )
         for seed in args.seeds
