@@ -48,8 +48,14 @@ def find_runs(paths: list[Path]) -> list[dict[str, Any]]:
 
 
 def _varying(configs: list[dict[str, Any]], skip: set[str]) -> list[str]:
-    keys = sorted({k for c in configs for k in c} - IGNORED - skip)
-    return [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+    """Keys whose values differ between ``configs``.
+
+    Only keys every config has count: a run written before a field existed does not record it,
+    and it ran with that field's behaviour before the field was added.
+    """
+    common = set.intersection(*(set(c) for c in configs)) if configs else set()
+    keys = sorted(common - IGNORED - skip)
+    return [k for k in keys if len({repr(c[k]) for c in configs}) > 1]
 
 
 def group_runs(runs: list[dict[str, Any]]) -> list[Group]:

@@ -33,3 +33,21 @@ def test_compare_without_runs_is_a_clear_error(cli, tmp_path: Path) -> None:
     result = cli("compare", tmp_path)
     assert result.code == 2
     assert result.err.startswith("lifelong: error: no completed runs")
+
+
+def test_a_field_missing_from_older_runs_does_not_split_a_group() -> None:
+    from lifelong.compare import group_runs
+
+    def run(seed: int, accuracy: float, **dataset: object) -> dict[str, object]:
+        config = {
+            "method": {"name": "er", "lr": 0.1},
+            "dataset": {"name": "seq-mnist", **dataset},
+            "backbone": {"name": "mlp"},
+            "seed": seed,
+        }
+        summary = {"summary": {"average_accuracy": accuracy}}
+        return {"config": config, "protocols": {"class-il": summary}}
+
+    # seed 0 ran before dataset.augment existed; seeds 1 and 2 record it
+    groups = group_runs([run(0, 80.0), run(1, 82.0, augment=True), run(2, 70.0, augment=True)])
+    assert [(g.label, g.values) for g in groups] == [("er", (80.0, 82.0, 70.0))]
