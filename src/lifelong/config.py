@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -144,6 +145,10 @@ def _suggest(name: str, options: list[str]) -> str:
     return f": did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
+FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+"""A number written in plain or scientific notation."""
+
+
 def coerce(value: Any, annotation: Any, where: str) -> Any:
     """Check ``value`` against a field annotation, converting lists to tuples and ints to floats."""
     origin = typing.get_origin(annotation)
@@ -170,6 +175,8 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
         return tuple(coerce(v, item_type, where) for v in value)
     if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
+    if annotation is float and isinstance(value, str) and FLOAT_TEXT.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads ``1e-4`` (no dot) as a string
     if annotation is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if annotation in (bool, str) and isinstance(value, annotation):

@@ -281,3 +281,14 @@ def test_literal_fields_accept_only_their_choices() -> None:
     assert coerce("adam", kind, "method.optimizer") == "adam"
     with pytest.raises(ConfigError, match=r"must be one of sgd, adam, got 'rmsprop'"):
         coerce("rmsprop", kind, "method.optimizer")
+
+
+def test_float_fields_accept_yaml_scientific_notation_without_a_dot() -> None:
+    import yaml
+
+    value = yaml.safe_load("lr: 1e-4")["lr"]
+    assert value == "1e-4"  # YAML 1.1 reads it as a string
+    cfg = resolve({"method": {"name": "er", "lr": value}})
+    assert cfg.method.lr == 1e-4
+    with pytest.raises(ConfigError, match="lr"):
+        resolve({"method": {"name": "er", "lr": "fast"}})

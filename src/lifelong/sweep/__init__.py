@@ -1,0 +1,53 @@
+"""``lifelong sweep FILE``: experiments × hyper-parameter grid × seeds, as resumable processes.
+
+A sweep file (YAML, read with ``yaml.safe_load``) has these top-level keys:
+
+* ``common``: parameters of every run, in the config layout of ``lifelong run --config``
+  (``method: {...}``, ``dataset: {...}``, ``backbone: {...}``, ``train: {...}``, ``device``) or
+  as dotted keys (``method.lr: 0.1``); ``preset: NAME`` (or ``none``) picks the preset layer.
+* ``experiments``: a mapping ``name: {overrides of common}``, or a list of such mappings with a
+  ``name`` each. Overrides merge into ``common`` key by key (an experiment that changes
+  ``method.name`` keeps common's other method keys, which must then exist for that method). An
+  experiment may have its own ``hyperparams_search``. Default: one experiment called
+  ``default``.
+* ``hyperparams_search``: ``{dotted.key: [values...]}``, the Cartesian grid of every experiment
+  (an experiment's own grid adds keys, or replaces the list of a key given at the top level).
+* ``seeds``: every grid point runs once per seed (default ``[0]``).
+* ``out``: the output folder (default ``runs/sweeps/<file name>``; ``--out`` overrides it).
+
+Each trial (experiment, grid point, seed) is one ``lifelong run`` subprocess, configured in the
+same layers as the command line (scenario defaults < preset < the file's parameters), writing
+``OUT/<experiment>/<grid point>/seed<N>`` (no grid-point level without a grid). Every trial's
+config is resolved before anything runs, so a bad file fails at once with one line.
+Finished runs (``results.json`` with ``completed``) are skipped, interrupted ones start again
+from scratch, and a failing trial is logged (``OUT/sweep.log`` and its ``trial.log``) without
+stopping the others. ``OUT/summary.md`` and ``OUT/summary.png`` hold the mean ± sample std over
+seeds of each grid point's final average accuracy.
+
+The best grid point of an experiment is the highest mean final average accuracy of the first
+protocol the runs report (class-IL for class-incremental streams), among grid points whose runs
+all finished. Our runs report TEST accuracy only (no validation split), so the choice is made on
+the test split and the best number is optimistically biased; the summary says so. Differences
+from the reference (``run_from_config.py``): it selects on the probe's validation accuracy, runs
+no seeds in a search, falls back to an lr grid when the search is empty (an error here), lets
+the file win over the command line (there is no command-line layer here), and reports the
+population std where we report the sample std.
+"""
+
+from lifelong.sweep.plan import Sweep, Trial, completed_results, load_sweep
+from lifelong.sweep.runner import Attempt, check_backend, run_once, run_sweep
+from lifelong.sweep.summary import summarize, summary_table, write_summary
+
+__all__ = [
+    "Attempt",
+    "Sweep",
+    "Trial",
+    "check_backend",
+    "completed_results",
+    "load_sweep",
+    "run_once",
+    "run_sweep",
+    "summarize",
+    "summary_table",
+    "write_summary",
+]

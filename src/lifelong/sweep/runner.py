@@ -1,0 +1,159 @@
+"""Run a sweep's trials as ``lifelong run`` subprocesses: local threads or Ray tasks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from lifelong.errors import ConfigError, RunDirError
+from lifelong.sweep.plan import Raw, Sweep, Trial, completed_results
+
+log = logging.getLogger(__name__)
+TRIAL_LOG = "trial.log"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The outcome of one ``lifelong run``: status, final average accuracy per protocol."""
+
+    status: Literal["done before", "ok", "failed"]
+    accuracy: dict[str, float]
+    error: str = ""
+    seconds: float = 0.0
+
+
+def run_once(
+    arguments: Sequence[str], run_dir: Path, one_thread: bool, cwd: Path | None = None
+) -> Attempt:
+    """Run ``lifelong run ARGUMENTS --run-dir RUN_DIR`` unless it finished before.
+
+    An unfinished ``run_dir`` is deleted and the run starts again. The process output goes to
+    ``RUN_DIR/trial.log``; a failure is reported, never raised.
+
+    Args:
+        arguments: ``lifelong run`` arguments.
+        run_dir: The run directory.
+        one_thread: Set ``OMP_NUM_THREADS=1`` (for runs side by side).
+        cwd: Working directory of the process (relative data paths); default: the current one.
+    """
+    results = completed_results(run_dir)
+    if results is not None:
+        return Attempt("done before", _accuracy(results))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"} if one_thread else None
+    command = [sys.executable, "-m", "lifelong", "run", *arguments, "--run-dir", str(run_dir)]
+    start = time.perf_counter()
+    try:
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True)
+        with (run_dir / TRIAL_LOG).open("w") as output:
+            code = subprocess.run(
+                [*command, "--no-progress"],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=cwd,
+                check=False,
+            ).returncode
+    except OSError as err:
+        return Attempt("failed", {}, f"cannot run in {run_dir}: {err}")
+    seconds = time.perf_counter() - start
+    results = completed_results(run_dir)
+    if code != 0 or results is None:
+        lines = [ln for ln in (run_dir / TRIAL_LOG).read_text().splitlines() if ln.strip()]
+        errors = [ln for ln in lines if ln.startswith("lifelong: error:")] or lines
+        return Attempt("failed", {}, errors[-1] if errors else f"exit code {code}", seconds)
+    return Attempt("ok", _accuracy(results), "", seconds)
+
+
+def _accuracy(results: Raw) -> dict[str, float]:
+    return {p: e["summary"]["average_accuracy"] for p, e in results["protocols"].items()}
+
+
+def run_trial(trial: Trial, one_thread: bool, tensorboard: bool) -> Attempt:
+    """Run one trial with :func:`run_once`."""
+    extra = () if tensorboard else ("--no-tensorboard",)
+    return run_once((*trial.arguments, *extra), trial.run_dir, one_thread, trial.cwd)
+
+
+def check_backend(backend: str) -> None:
+    """Fail before anything runs when the chosen backend is not installed."""
+    if backend == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError as err:
+            raise ConfigError(
+                "--backend ray needs Ray: pip install 'lifelong[ray]' (or use the default "
+                "--backend local)"
+            ) from err
+
+
+def run_sweep(
+    sweep: Sweep, jobs: int = 1, backend: str = "local", tensorboard: bool = True
+) -> list[tuple[Trial, Attempt]]:
+    """Run every trial, ``jobs`` at a time; log each outcome to ``OUT/sweep.log`` and the logger.
+
+    With ``backend="ray"`` each trial is a Ray task asking for one CPU (``jobs`` is ignored); the
+    output folder and data paths must then be visible from every Ray node.
+    """
+    check_backend(backend)
+    try:
+        sweep.out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunDirError(f"cannot create the sweep folder {sweep.out} ({err.strerror})") from err
+    one_thread = jobs > 1 or backend == "ray"
+    outcomes = []
+    mapped = _ray_map if backend == "ray" else _local_map
+    with (sweep.out / "sweep.log").open("a") as record:
+        record.write(f"{time.strftime('%F %T')} sweep {sweep.path}: {len(sweep.trials)} trials\n")
+        for trial, attempt in mapped(sweep.trials, jobs, one_thread, tensorboard):
+            outcomes.append((trial, attempt))
+            line = f"[{len(outcomes)}/{len(sweep.trials)}] {trial.label}: {_describe(attempt)}"
+            (log.warning if attempt.status == "failed" else log.info)("%s", line)
+            record.write(f"{time.strftime('%F %T')} {line}\n")
+            record.flush()
+    return outcomes
+
+
+def _describe(attempt: Attempt) -> str:
+    if attempt.status == "failed":
+        return f"FAILED after {attempt.seconds:.1f} s: {attempt.error}"
+    scores = ", ".join(f"{p} {a:.2f}%" for p, a in attempt.accuracy.items())
+    return f"{attempt.status}, {scores}" + (
+        f" ({attempt.seconds:.1f} s)" if attempt.seconds else ""
+    )
+
+
+def _local_map(
+    trials: Sequence[Trial], jobs: int, one_thread: bool, tensorboard: bool
+) -> Iterator[tuple[Trial, Attempt]]:
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        futures = {pool.submit(run_trial, t, one_thread, tensorboard): t for t in trials}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    finally:  # on Ctrl-C, start no further trial
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ray_map(
+    trials: Sequence[Trial], jobs: int, one_thread: bool, tensorboard: bool
+) -> Iterator[tuple[Trial, Attempt]]:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init()
+    task = ray.remote(num_cpus=1)(run_trial)
+    pending = {task.remote(t, one_thread, tensorboard): t for t in trials}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        yield pending.pop(ready[0]), ray.get(ready[0])

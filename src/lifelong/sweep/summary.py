@@ -1,0 +1,146 @@
+"""Sweep summary: mean ± std over seeds per experiment and grid point, the best point marked.
+
+Written as ``OUT/summary.md`` (table), ``OUT/summary.json`` and ``OUT/summary.png`` (the bar plot
+of :func:`lifelong.compare.comparison_plot`; the means and stds are :class:`lifelong.compare.Group`
+values, so they match ``lifelong compare`` on the same run directories).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lifelong.checkpoint import atomic_write_text
+from lifelong.compare import Group, comparison_plot
+from lifelong.sweep.plan import Sweep, Trial
+from lifelong.sweep.runner import TRIAL_LOG, Attempt
+
+SELECTION_NOTE = (
+    "★ marks the best grid point of each experiment: the highest mean final average accuracy "
+    "({protocol}) over seeds, among grid points whose runs all finished. It is chosen on the TEST "
+    "split, because lifelong runs have no validation split yet: the best value is optimistically "
+    "biased; re-run the chosen point on new seeds before reporting it."
+)
+
+
+@dataclass(frozen=True)
+class PointSummary:
+    """The runs of one experiment at one grid point, over seeds."""
+
+    experiment: str
+    point: str
+    groups: tuple[Group, ...]
+    """One per protocol: the final average accuracy of each finished seed."""
+    runs: int
+    failed: int
+
+    def group(self, protocol: str) -> Group | None:
+        """The group of ``protocol``, if any run finished."""
+        return next((g for g in self.groups if g.protocol == protocol), None)
+
+
+def summarize(sweep: Sweep, outcomes: Sequence[tuple[Trial, Attempt]]) -> list[PointSummary]:
+    """Group outcomes by experiment and grid point, in the order of the sweep file."""
+    attempts = {trial.run_dir: attempt for trial, attempt in outcomes}
+    order: dict[tuple[str, str], list[Trial]] = {}
+    for trial in sweep.trials:
+        order.setdefault((trial.experiment, trial.point_label), []).append(trial)
+    points = []
+    for (experiment, point), trials in order.items():
+        values: dict[str, list[float]] = {}
+        failed = 0
+        for trial in trials:
+            attempt = attempts.get(trial.run_dir)
+            if attempt is None or attempt.status == "failed":
+                failed += 1
+                continue
+            for protocol, accuracy in attempt.accuracy.items():
+                values.setdefault(protocol, []).append(accuracy)
+        dataset = str(trials[0].config["dataset"]["name"])
+        label = f"{experiment} ({point})" if point != "–" else experiment
+        groups = tuple(Group(dataset, label, p, tuple(v)) for p, v in values.items())
+        points.append(PointSummary(experiment, point, groups, len(trials), failed))
+    return points
+
+
+def protocols_of(points: Sequence[PointSummary]) -> list[str]:
+    """Protocols in the order the runs report them (the first one selects the best point)."""
+    return list(dict.fromkeys(g.protocol for p in points for g in p.groups))
+
+
+def best_points(points: Sequence[PointSummary], protocol: str) -> set[tuple[str, str]]:
+    """``(experiment, point)`` of each experiment's best grid point (experiments with a grid)."""
+    best: dict[str, tuple[float, str]] = {}
+    for p in points:
+        group = p.group(protocol)
+        grid = sum(q.experiment == p.experiment for q in points) > 1
+        if not grid or p.failed or group is None:
+            continue
+        if p.experiment not in best or group.mean > best[p.experiment][0]:
+            best[p.experiment] = (group.mean, p.point)
+    return {(experiment, point) for experiment, (_mean, point) in best.items()}
+
+
+def summary_table(points: Sequence[PointSummary]) -> str:
+    """Markdown table: mean ± std (n) per protocol, finished/failed runs, the best point."""
+    protocols = protocols_of(points)
+    best = best_points(points, protocols[0]) if protocols else set()
+    lines = ["| experiment | grid point | " + " | ".join(protocols) + " | runs | best |"]
+    lines.append("|---|---|" + "---|" * len(protocols) + "---|---|")
+    for p in points:
+        cells = []
+        for protocol in protocols:
+            g = p.group(protocol)
+            cells.append(f"{g.mean:.2f} ± {g.std:.2f} (n={len(g.values)})" if g else "–")
+        runs = f"{p.runs - p.failed}/{p.runs}" + (f", {p.failed} FAILED" if p.failed else "")
+        mark = "★" if (p.experiment, p.point) in best else ""
+        lines.append(f"| {p.experiment} | {p.point} | {' | '.join(cells)} | {runs} | {mark} |")
+    notes = ["", "Mean ± sample std (n−1) over seeds of the final average accuracy (%)."]
+    if best:
+        notes.append(SELECTION_NOTE.format(protocol=protocols[0]))
+    return "\n".join(lines + notes) + "\n"
+
+
+def write_summary(sweep: Sweep, outcomes: Sequence[tuple[Trial, Attempt]]) -> tuple[str, Path]:
+    """Write ``summary.md``, ``summary.json`` and ``summary.png`` (when a run finished).
+
+    Returns:
+        The markdown text (table, notes and the failed trials) and the path of ``summary.md``.
+    """
+    points = summarize(sweep, outcomes)
+    failures = [
+        f"- {trial.label}: {attempt.error} (log: {trial.run_dir / TRIAL_LOG})"
+        for trial, attempt in outcomes
+        if attempt.status == "failed"
+    ]
+    text = f"# Sweep {sweep.path.name}\n\n" + summary_table(points)
+    if failures:
+        text += "\nFailed trials:\n\n" + "\n".join(failures) + "\n"
+    path = sweep.out / "summary.md"
+    atomic_write_text(path, text)
+    protocols = protocols_of(points)
+    best = best_points(points, protocols[0]) if protocols else set()
+    records = [
+        {
+            "experiment": p.experiment,
+            "point": p.point,
+            "runs": p.runs,
+            "failed": p.failed,
+            "best": (p.experiment, p.point) in best,
+            "accuracy": {
+                g.protocol: {"mean": g.mean, "std": g.std, "values": g.values} for g in p.groups
+            },
+        }
+        for p in points
+    ]
+    atomic_write_text(sweep.out / "summary.json", json.dumps(records, indent=2) + "\n")
+    groups = [
+        Group(g.dataset, g.label + (" ★" * ((p.experiment, p.point) in best)), g.protocol, g.values)
+        for p in points
+        for g in p.groups
+    ]
+    if groups:
+        comparison_plot(groups, sweep.out / "summary.png")
+    return text, path

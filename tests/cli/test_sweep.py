@@ -1,0 +1,247 @@
+"""``lifelong sweep``: grids × seeds as resumable processes, validation, failures, summary."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import statistics
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lifelong.cli import build_parser, config_from_args
+from lifelong.sweep import load_sweep
+
+TINY = {
+    "method": {"name": "er", "buffer_size": 20},
+    "train": {"iters": 2, "epochs": 1, "batch_size": 8},
+    "backbone": {"name": "mlp", "hidden": [16]},
+}
+GRID = {"method.lr": [0.01, 0.1], "method.minibatch_size": [4, 8]}
+FAST = ("--no-tensorboard", "--jobs", "2")
+
+
+def write_sweep(path: Path, **sections: object) -> Path:
+    path.write_text(yaml.safe_dump(sections, sort_keys=False))
+    return path
+
+
+def results_files(out: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in sorted(out.rglob("results.json"))}
+
+
+def resolve_run(arguments):
+    return config_from_args(build_parser().parse_args(["run", *arguments]))
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """A 2×2 grid × 2 seeds sweep, run once for the tests below (8 tiny runs)."""
+    from lifelong.cli import main
+
+    root = tmp_path_factory.mktemp("sweep")
+    out = root / "out"
+    file = write_sweep(
+        root / "grid.yaml",
+        common=TINY,
+        experiments={"er": {}},
+        hyperparams_search=GRID,
+        seeds=[0, 1],
+        out=str(out),
+    )
+    code = main(["sweep", str(file), *FAST])
+    assert code == 0
+    return file, out, (out / "summary.md").read_text()
+
+
+def test_grid_runs_every_trial_and_writes_mean_std_table(grid_sweep) -> None:
+    _file, out, table = grid_sweep
+    runs = sorted(out.glob("er/*/seed*"))
+    assert len(runs) == 8
+    by_point: dict[str, list[float]] = {}
+    for run in runs:
+        results = json.loads((run / "results.json").read_text())
+        assert results["completed"]
+        config = results["config"]
+        assert config["seed"] == int(run.name.removeprefix("seed"))
+        assert f"method.lr={config['method']['lr']}" in run.parent.name
+        assert f"method.minibatch_size={config['method']['minibatch_size']}" in run.parent.name
+        accuracy = results["protocols"]["class-il"]["summary"]["average_accuracy"]
+        by_point.setdefault(run.parent.name, []).append(accuracy)
+    assert len(by_point) == 4 and all(len(v) == 2 for v in by_point.values())
+    means = {}
+    for name, values in by_point.items():
+        label = name.replace(",", ", ")
+        mean, std = statistics.mean(values), statistics.stdev(values)
+        means[label] = mean
+        assert f"| er | {label} | {mean:.2f} ± {std:.2f} (n=2) |" in table
+    best = max(means, key=lambda label: means[label])
+    best_rows = [line for line in table.splitlines() if line.endswith("| ★ |")]
+    assert len(best_rows) == 1 and f"| er | {best} |" in best_rows[0]
+    assert "TEST split" in table
+    assert (out / "summary.png").read_bytes().startswith(b"\x89PNG")
+    assert len(json.loads((out / "summary.json").read_text())) == 4
+
+
+def test_resume_skips_finished_runs_and_reruns_the_incomplete(grid_sweep, cli, tmp_path) -> None:
+    file, out, table = grid_sweep
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)  # copy2 keeps the mtimes
+    runs = sorted(copy.glob("er/*/seed*"))
+    interrupted, missing = runs[1], runs[6]
+    results = json.loads((interrupted / "results.json").read_text())
+    (interrupted / "results.json").write_text(json.dumps({**results, "completed": False}))
+    shutil.rmtree(missing)
+    before = results_files(copy)
+    result = cli("sweep", file, "--out", copy, *FAST)
+    assert result.code == 0, result.err
+    after = results_files(copy)
+    rerun = {p.parent for p in after if after[p] != before.get(p)}
+    assert rerun == {interrupted, missing}
+    assert json.loads((interrupted / "results.json").read_text())["completed"]
+    # same seeds, same results: the summary is the uninterrupted one
+    assert (copy / "summary.md").read_text() == table
+    last_sweep = (copy / "sweep.log").read_text().split(" sweep ")[-1]
+    assert last_sweep.count(": done before") == 6 and last_sweep.count(": ok") == 2
+
+
+def test_failing_trial_does_not_stop_the_others(cli, tmp_path) -> None:
+    file = write_sweep(
+        tmp_path / "sweep.yaml",
+        common=TINY,
+        experiments={
+            "broken": {"dataset": {"name": "seq-mnist", "root": str(tmp_path / "no-data")}},
+            "fine": {},
+        },
+        out=str(tmp_path / "out"),
+    )
+    result = cli("sweep", file, "--no-tensorboard", "--jobs", "1")
+    assert result.code == 1
+    fine = json.loads((tmp_path / "out" / "fine" / "seed0" / "results.json").read_text())
+    assert fine["completed"]
+    assert "| broken | – | – | – | 0/1, 1 FAILED |" in result.out
+    assert "MNIST not found" in (tmp_path / "out" / "sweep.log").read_text()
+    assert "MNIST not found" in (tmp_path / "out" / "broken" / "seed0" / "trial.log").read_text()
+    assert "1 of 2 trials failed" in result.err
+
+
+@pytest.mark.parametrize(
+    ("sections", "problem"),
+    [
+        ({"seed": [0]}, "unknown top-level key 'seed': did you mean 'seeds'?"),
+        ({"hyperparams_search": {"method.lr": []}}, "method.lr must be a non-empty list"),
+        (
+            {"experiments": {"ok": {}, "typo": {"hyperparams_search": {"method.lrr": [0.1]}}}},
+            "experiment 'typo' (common + overrides) at grid point {method.lrr: 0.1}: "
+            "unknown config key 'method.lrr'",
+        ),
+        ({"common": {"train": {"itres": 2}}}, "unknown config key 'train.itres'"),
+        ({"experiments": {"a": {"lr": 0.1}}}, "key 'lr' needs its section"),
+        ({"experiments": {"a": {}, "b": {"method.lr": "fast"}}}, "method.lr must be of type"),
+        ({"seeds": [0, 0]}, "seeds: must be a non-empty list of distinct integers"),
+        ({"experiments": [{"method": {"name": "er"}}]}, "experiments[0]: must be a mapping"),
+        ({"experiments": {"a/b": {}}}, "experiment 'a/b': use letters"),
+    ],
+)
+def test_bad_file_is_one_line_and_exit_code_2_before_anything_runs(
+    cli, tmp_path, sections, problem
+) -> None:
+    file = write_sweep(tmp_path / "bad.yaml", **{"common": TINY, **sections})
+    result = cli("sweep", file, "--out", tmp_path / "out")
+    assert result.code == 2
+    assert result.err.startswith("lifelong: error: sweep file ")
+    assert problem in result.err
+    assert result.err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_finished_run_of_another_config_is_refused(grid_sweep, cli, tmp_path) -> None:
+    file, _out, _table = grid_sweep
+    changed = write_sweep(
+        tmp_path / "changed.yaml",
+        **{**yaml.safe_load(file.read_text()), "common": {**TINY, "train.batch_size": 16}},
+    )
+    result = cli("sweep", changed, "--dry-run")
+    assert result.code == 2
+    assert "holds a finished run of another configuration (train.batch_size: 8 there" in result.err
+
+
+def test_experiments_override_common_and_grids_merge(tmp_path) -> None:
+    file = write_sweep(
+        tmp_path / "plan.yaml",
+        common={**TINY, "method.lr": 0.05},
+        experiments=[
+            {"name": "plain"},
+            {
+                "name": "der",
+                "method": {"name": "der", "alpha": 0.3},
+                "hyperparams_search": {"method.alpha": [0.1, 0.2]},
+            },
+        ],
+        hyperparams_search={"train.batch_size": [4, 8]},
+        seeds=[3],
+        out=str(tmp_path / "o"),
+    )
+    sweep = load_sweep(file, resolve_run)
+    labels = [(t.experiment, t.point_label, t.seed) for t in sweep.trials]
+    assert labels == [
+        ("plain", "train.batch_size=4", 3),
+        ("plain", "train.batch_size=8", 3),
+        ("der", "train.batch_size=4, method.alpha=0.1", 3),
+        ("der", "train.batch_size=4, method.alpha=0.2", 3),
+        ("der", "train.batch_size=8, method.alpha=0.1", 3),
+        ("der", "train.batch_size=8, method.alpha=0.2", 3),
+    ]
+    plain, der = sweep.trials[0].config, sweep.trials[3].config
+    assert plain["method"]["name"] == "er" and plain["method"]["lr"] == 0.05
+    assert der["method"]["name"] == "der" and der["method"]["alpha"] == 0.2
+    assert der["method"]["lr"] == 0.05  # common reaches every experiment
+    assert der["train"]["batch_size"] == 4 and der["seed"] == 3
+    assert (
+        sweep.trials[3].run_dir
+        == tmp_path / "o" / "der" / ("train.batch_size=4,method.alpha=0.2") / "seed3"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="Ray is installed")
+def test_ray_backend_without_ray_is_a_clear_error(cli, tmp_path) -> None:
+    file = write_sweep(tmp_path / "s.yaml", common=TINY, out=str(tmp_path / "out"))
+    result = cli("sweep", file, "--backend", "ray")
+    assert result.code == 2
+    assert "--backend ray needs Ray: pip install 'lifelong[ray]'" in result.err
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_once_sets_one_thread_and_restarts_unfinished_runs(tmp_path, monkeypatch) -> None:
+    from lifelong.sweep import runner
+
+    calls = []
+
+    def fake_run(command, stdout, stderr, env, cwd, check):
+        run_dir = Path(command[command.index("--run-dir") + 1])
+        calls.append((env, sorted(p.name for p in run_dir.iterdir())))
+        results = {
+            "completed": True,
+            "protocols": {"class-il": {"summary": {"average_accuracy": 7.0}}},
+        }
+        (run_dir / "results.json").write_text(json.dumps(results))
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(runner.subprocess, "run", fake_run)
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "checkpoint.pt").write_text("from an interrupted run")
+    attempt = runner.run_once(["--method", "er"], run_dir, one_thread=True)
+    assert attempt.status == "ok" and attempt.accuracy == {"class-il": 7.0}
+    env, files = calls[0]
+    assert env["OMP_NUM_THREADS"] == "1"
+    assert files == ["trial.log"]  # the interrupted run's files are gone
+    assert runner.run_once(["--method", "er"], run_dir, one_thread=True).status == "done before"
+    (run_dir / "results.json").unlink()
+    runner.run_once(["--method", "er"], run_dir, one_thread=False)
+    assert len(calls) == 2 and calls[1][0] is None  # the environment is inherited as it is
