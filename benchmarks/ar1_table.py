@@ -45,7 +45,7 @@ COMMON = [
     "--dataset", "nic-tinyimg", "--set", "dataset.image_size=32", "--set", "dataset.nic_chunk=250",
     "--backbone", "mobilenet_v1", "--set", "backbone.width=0.5",
     "--set", "backbone.norm_momentum=0.1", "--epochs", "8", "--batch-size", "128",
-    "--lr", "0.05", "--set", "inc_lr=0.0025", "--set", "inc_update_rate=0.01", "--no-progress",
+    "--lr", "0.05", "--set", "inc_update_rate=0.01", "--no-progress",
 ]  # fmt: skip
 METHODS: dict[str, list[str]] = {
     "ar1_star-latent": ["--method", "ar1_star", "--set", "replay=latent"],
@@ -78,10 +78,14 @@ def main() -> None:
     parser.add_argument(
         "--augment", action="store_true", help="keep Tiny-ImageNet's crop and flip (default: off)"
     )
+    parser.add_argument("--inc-lr", default="0.0025", help="lr from the second experience on")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/ar1"))
     args = parser.parse_args()
     root = args.out / ("nic-tinyimg" if args.augment else "nic-tinyimg-plain")
-    common = [*COMMON, *([] if args.augment else ["--set", "dataset.augment=false"])]
+    if args.inc_lr != "0.0025":
+        root = root.with_name(f"{root.name}-inc_lr{args.inc_lr}")
+    common = [*COMMON, "--set", f"inc_lr={args.inc_lr}"]
+    common += [] if args.augment else ["--set", "dataset.augment=false"]
     jobs = [
         Job(
             f"{method} seed {seed}",
