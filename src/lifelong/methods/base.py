@@ -79,6 +79,8 @@ class Method(nn.Module):
         backbone_variants: The method's own kind of the scenario's default backbone (e.g. SARL
             runs ``sparse_mlp`` where the scenario defaults to ``mlp``). The command line applies
             it unless a preset, config file or flag names the backbone.
+        nonnegative_loss: Whether the step loss is a sum of non-negative terms (contract tests
+            check it); self-supervised objectives such as SimSiam's −cos are not.
     """
 
     name: ClassVar[str]
@@ -88,6 +90,8 @@ class Method(nn.Module):
         {"class-il", "domain-il", "gcil", "general"}
     )
     backbone_variants: ClassVar[Mapping[str, str]] = {}
+    nonnegative_loss: ClassVar[bool] = True
+    """Whether ``observe``'s loss is a sum of non-negative terms (not so for SSL objectives)."""
 
     def __init__(self, cfg: MethodConfig, ctx: MethodContext) -> None:
         super().__init__()
