@@ -245,3 +245,14 @@ def test_run_once_sets_one_thread_and_restarts_unfinished_runs(tmp_path, monkeyp
     (run_dir / "results.json").unlink()
     runner.run_once(["--method", "er"], run_dir, one_thread=False)
     assert len(calls) == 2 and calls[1][0] is None  # the environment is inherited as it is
+
+
+SWEEP_FILES = sorted((Path(__file__).resolve().parents[2] / "configs" / "sweeps").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("file", SWEEP_FILES, ids=[f.stem for f in SWEEP_FILES])
+def test_shipped_sweep_files_validate(cli, tmp_path: Path, file: Path) -> None:
+    result = cli("sweep", file, "--dry-run", "--out", tmp_path / "out")
+    assert result.code == 0, result.err
+    assert "nothing run (--dry-run)" in result.out
+    assert not (tmp_path / "out").exists()
