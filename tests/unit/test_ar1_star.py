@@ -158,3 +158,18 @@ def test_ar1_needs_a_backbone_with_split_points() -> None:
     assert method.lower[0] is not None
     with pytest.raises(ConfigError, match="fc1"):
         AR1Star(AR1StarConfig(latent_layer="conv5_4/dw"), ctx)
+
+
+def test_latent_replay_at_a_resnet18_split_point() -> None:
+    from lifelong.backbones.resnet import ResNetConfig
+
+    generator = seed_everything(0)
+    backbone = BACKBONES.get("resnet18").build(ResNetConfig(nf=4), SHAPE, CLASSES)
+    cpu = torch.device("cpu")
+    ctx = MethodContext(backbone, CLASSES, SHAPE, stream().transform, cpu, generator)
+    method = AR1Star(AR1StarConfig(lr=0.05, inc_lr=0.01, rm_sz=16, latent_layer="layer2"), ctx)
+    train(method, epochs=1)
+    assert method.memory.patterns is not None
+    # layer2 of the reduced ResNet-18 at nf = 4: 8 channels at half the input resolution
+    assert tuple(method.memory.patterns.shape[1:]) == (8, 8, 8)
+    assert all(not p.requires_grad for p in method.lower.parameters())
