@@ -81,6 +81,13 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"lifelong: error: {message} (see `{self.prog} --help`)\n")
 
 
+LIST_CHOICES = [
+    "all", "methods", "datasets", "backbones", "presets", "ssl_models", "strategies", "buffers",
+    "train",
+]  # fmt: skip
+"""What ``lifelong list`` can show."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``lifelong`` command."""
     parser = OneLineParser(prog="lifelong", description="Continual learning in PyTorch.")
@@ -94,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         "what",
         nargs="?",
         default="all",
-        choices=["all", "methods", "datasets", "backbones", "presets", "train"],
+        choices=LIST_CHOICES,
     )
     report = sub.add_parser("report", help="print a run's tables and write its plots")
     report.add_argument("run_dir", type=Path)

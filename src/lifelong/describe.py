@@ -10,10 +10,13 @@ import textwrap
 from typing import Any
 
 from lifelong.backbones import BACKBONES
+from lifelong.buffers.stream_buffers import STREAM_BUFFERS
 from lifelong.config import flatten
 from lifelong.data.scenarios import SCENARIOS, DatasetConfig
 from lifelong.methods.base import METHODS
 from lifelong.presets import load_preset, preset_description, preset_names
+from lifelong.ssl.model import SSL_MODELS
+from lifelong.ssl.strategies.base import SSL_STRATEGIES
 from lifelong.train import TrainConfig
 
 
@@ -58,7 +61,7 @@ def first_line(obj: Any) -> str:
 
 
 def list_text(what: str) -> str:
-    """The text of ``lifelong list WHAT`` (methods, datasets, backbones, presets or all)."""
+    """The text of ``lifelong list WHAT`` (one of ``cli.LIST_CHOICES``)."""
     sections = []
     if what in ("methods", "all"):
         lines = ["methods (--method NAME; fields settable with --set method.FIELD=VALUE):"]
@@ -81,6 +84,21 @@ def list_text(what: str) -> str:
             spec = BACKBONES.get(name)
             lines.append(f"  {name:<10} {spec.description}")
             lines += describe_fields(spec.config_cls)
+        sections.append("\n".join(lines))
+    if what in ("ssl_models", "all"):
+        lines = ["SSL models of cssl (--set method.ssl_model=NAME; fields as method.ssl_FIELD):"]
+        for name in SSL_MODELS:
+            model = SSL_MODELS.get(name)
+            lines.append(f"  {name:<12} {model.description}")
+            lines += describe_fields(model.config_cls)
+        sections.append("\n".join(lines))
+    if what in ("strategies", "all"):
+        lines = ["continual-SSL strategies (--set method.strategy=NAME):"]
+        lines += [f"  {name:<12} {first_line(SSL_STRATEGIES.get(name))}" for name in SSL_STRATEGIES]
+        sections.append("\n".join(lines))
+    if what in ("buffers", "all"):
+        lines = ["stream buffers of the cssl method (--set method.buffer=NAME):"]
+        lines += [f"  {name:<18} {first_line(STREAM_BUFFERS.get(name))}" for name in STREAM_BUFFERS]
         sections.append("\n".join(lines))
     if what in ("train", "all"):
         lines = ["training loop (--set train.FIELD=VALUE):", *describe_fields(TrainConfig)]

@@ -345,6 +345,20 @@ def test_list_shows_every_component_with_its_fields(cli):
         assert name in out
 
 
+def test_list_names_every_ssl_model_strategy_and_buffer(cli):
+    from lifelong.buffers.stream_buffers import STREAM_BUFFERS
+    from lifelong.ssl.model import SSL_MODELS
+    from lifelong.ssl.strategies.base import SSL_STRATEGIES
+
+    for what, registry in (
+        ("ssl_models", SSL_MODELS),
+        ("strategies", SSL_STRATEGIES),
+        ("buffers", STREAM_BUFFERS),
+    ):
+        out = cli("list", what).out
+        assert all(f"  {name} " in out for name in registry), what
+
+
 def test_list_presets(cli):
     result = cli("list", "presets")
     assert result.code == 0
@@ -354,7 +368,9 @@ def test_list_presets(cli):
     assert "methods (" not in result.out
 
 
-@pytest.mark.parametrize("what", ["methods", "datasets", "backbones", "train"])
+@pytest.mark.parametrize(
+    "what", ["methods", "datasets", "backbones", "train", "ssl_models", "strategies", "buffers"]
+)
 def test_list_one_section(cli, what):
     result = cli("list", what)
     assert result.code == 0
