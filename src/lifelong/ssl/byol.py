@@ -22,13 +22,12 @@ from torch import nn
 
 from lifelong.backbones import Backbone
 from lifelong.errors import ConfigError
-from lifelong.ssl.heads import predictor_mlp, projector_mlp
 from lifelong.ssl.losses import byol_distance_per_sample, byol_loss
 from lifelong.ssl.model import (
     SSL_MODELS,
     AlignmentFn,
     PredictorConfig,
-    SSLModel,
+    PredictorModel,
     SSLModelSpec,
     SSLOutput,
 )
@@ -56,7 +55,7 @@ def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
             t.mul_(momentum).add_(o.detach(), alpha=1.0 - momentum)
 
 
-class BYOL(SSLModel):
+class BYOL(PredictorModel):
     """Online network predicts the target network's projection of the other view.
 
     ``alignment`` is the per-sample 2 − 2 cos(a, b).
@@ -67,17 +66,10 @@ class BYOL(SSLModel):
     def __init__(
         self, cfg: BYOLConfig, encoder: Backbone, generator: torch.Generator | None = None
     ) -> None:
-        super().__init__(encoder, num_views=2)
+        super().__init__(cfg, encoder)
         self.cfg = cfg
-        self.projector = projector_mlp(self.embedding_dim, cfg.dim_proj)
-        self.predictor = predictor_mlp(cfg.dim_proj, cfg.dim_pred)
         self.target_encoder = copy.deepcopy(encoder).requires_grad_(False)
         self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
-
-    @property
-    def projector_dim(self) -> int:
-        """d_p."""
-        return self.cfg.dim_proj
 
     @property
     def alignment(self) -> AlignmentFn | None:
@@ -86,10 +78,7 @@ class BYOL(SSLModel):
 
     def forward(self, views: list[torch.Tensor]) -> SSLOutput:
         """BYOL loss of two views (B, C, H, W); z and e are the online network's."""
-        self.check_views(views)
-        e = [self.encode(v) for v in views]
-        z = [self.projector(x) for x in e]
-        p = [self.predictor(x) for x in z]
+        e, z, p = self.online(views)
         with torch.no_grad():
             zt = [self.target_projector(self.target_encoder.features(v)) for v in views]
         loss = byol_loss(p[0], p[1], zt[0], zt[1])

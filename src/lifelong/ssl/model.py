@@ -26,6 +26,7 @@ from torch import nn
 from lifelong.backbones import Backbone
 from lifelong.errors import ConfigError
 from lifelong.registry import Registry
+from lifelong.ssl.heads import predictor_mlp, projector_mlp
 
 AlignmentFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``criterion(a, b)``: per-sample losses (B,) or a batch-level scalar; callers take ``.mean()``."""
@@ -140,6 +141,35 @@ class SSLModel(nn.Module):
         """Encoder features of a batch, (B, C, H, W) → (B, d_e)."""
         out: torch.Tensor = self.encoder.features(x)
         return out
+
+
+class PredictorModel(SSLModel):
+    """Two views through the encoder, the common projector and a predictor (SimSiam, BYOL).
+
+    Args:
+        cfg: Projector and predictor widths.
+        encoder: The trained encoder.
+    """
+
+    def __init__(self, cfg: PredictorConfig, encoder: Backbone) -> None:
+        super().__init__(encoder, num_views=2)
+        self.projector = projector_mlp(self.embedding_dim, cfg.dim_proj)
+        self.predictor = predictor_mlp(cfg.dim_proj, cfg.dim_pred)
+        self.dim_proj = cfg.dim_proj
+
+    @property
+    def projector_dim(self) -> int:
+        """d_p."""
+        return self.dim_proj
+
+    def online(
+        self, views: list[torch.Tensor]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """Per view: encoder outputs e, projections z and predictions p."""
+        self.check_views(views)
+        e = [self.encode(v) for v in views]
+        z = [self.projector(x) for x in e]
+        return e, z, [self.predictor(x) for x in z]
 
 
 class SSLBuilder(Protocol):

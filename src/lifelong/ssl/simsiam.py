@@ -11,13 +11,12 @@ from dataclasses import dataclass
 import torch
 
 from lifelong.backbones import Backbone
-from lifelong.ssl.heads import predictor_mlp, projector_mlp
 from lifelong.ssl.losses import negative_cosine_per_sample, simsiam_loss
 from lifelong.ssl.model import (
     SSL_MODELS,
     AlignmentFn,
     PredictorConfig,
-    SSLModel,
+    PredictorModel,
     SSLModelSpec,
     SSLOutput,
 )
@@ -28,7 +27,7 @@ class SimSiamConfig(PredictorConfig):
     """Configuration of :class:`SimSiam`: the projector and predictor widths."""
 
 
-class SimSiam(SSLModel):
+class SimSiam(PredictorModel):
     """Siamese encoder and projector; each view's prediction chases the other's projection.
 
     The target projection is behind a stop-gradient.
@@ -41,15 +40,8 @@ class SimSiam(SSLModel):
     def __init__(
         self, cfg: SimSiamConfig, encoder: Backbone, generator: torch.Generator | None = None
     ) -> None:
-        super().__init__(encoder, num_views=2)
+        super().__init__(cfg, encoder)
         self.cfg = cfg
-        self.projector = projector_mlp(self.embedding_dim, cfg.dim_proj)
-        self.predictor = predictor_mlp(cfg.dim_proj, cfg.dim_pred)
-
-    @property
-    def projector_dim(self) -> int:
-        """d_p."""
-        return self.cfg.dim_proj
 
     @property
     def alignment(self) -> AlignmentFn | None:
@@ -58,10 +50,7 @@ class SimSiam(SSLModel):
 
     def forward(self, views: list[torch.Tensor]) -> SSLOutput:
         """SimSiam loss of two views (B, C, H, W)."""
-        self.check_views(views)
-        e = [self.encode(v) for v in views]
-        z = [self.projector(x) for x in e]
-        p = [self.predictor(x) for x in z]
+        e, z, p = self.online(views)
         loss = simsiam_loss(p[0], p[1], z[0], z[1])
         return SSLOutput(loss, z, e)
 
