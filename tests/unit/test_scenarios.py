@@ -210,6 +210,18 @@ def test_seq_digits_stream() -> None:
     assert "seq-digits" in SCENARIOS
 
 
+def test_test_subsample_keeps_every_kth_test_image_and_all_training_images() -> None:
+    full = build_stream(DatasetConfig(name="seq-digits"), seed=0)
+    thin = build_stream(DatasetConfig(name="seq-digits", test_subsample=3), seed=0)
+    all_test = torch.cat([e.test.x for e in full])
+    kept = torch.cat([e.test.x for e in thin])
+    assert sum(len(e.test) for e in thin) == -(-sum(len(e.test) for e in full) // 3)
+    assert all(torch.equal(a.train.x, b.train.x) for a, b in zip(full, thin, strict=True))
+    rows = {bytes(image.numpy()) for image in all_test}
+    assert all(bytes(image.numpy()) in rows for image in kept)
+    assert [set(e.test.y.tolist()) for e in thin] == [set(e.classes) for e in thin]
+
+
 def test_seq_digits_shuffled_classes_follow_the_seed() -> None:
     stream = build_stream(DatasetConfig(name="seq-digits", shuffle_classes=True), seed=4)
     order = [c for e in stream for c in e.classes]

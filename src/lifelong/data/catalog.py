@@ -6,6 +6,8 @@ import dataclasses
 import logging
 from collections.abc import Callable
 
+import torch
+
 from lifelong.data import mnist
 from lifelong.data.core50 import core50_scenario
 from lifelong.data.nic import nic_scenario
@@ -130,6 +132,15 @@ def _nic_tinyimg(cfg: DatasetConfig) -> TrainTest:
     return load_tiny_imagenet(cfg.root, cfg.download, cfg.image_size or 64)
 
 
+def thin_test_set(data: TrainTest, every: int | None) -> TrainTest:
+    """Keep every ``every``-th test image (a cheaper evaluation; None or 1 keeps them all)."""
+    if every is None or every == 1:
+        return data
+    kept = data.test.select(torch.arange(0, len(data.test), every))
+    log.info("keeping every %d-th test image: %d of %d", every, len(kept), len(data.test))
+    return dataclasses.replace(data, test=kept)
+
+
 def class_incremental(
     name: str, loader: Loader, transform: ImageTransform, per_experience: int, n_target: int
 ) -> Callable[[DatasetConfig, int], Stream]:
@@ -151,7 +162,7 @@ def class_incremental(
                     name, data.num_classes, data.num_classes // per, per,
                 )  # fmt: skip
         order = class_order(data.num_classes, cfg.shuffle_classes, seed)
-        experiences = split_by_classes(data, per, order)
+        experiences = split_by_classes(thin_test_set(data, cfg.test_subsample), per, order)
         return Stream(name, experiences, data.num_classes, "class-il", transform, data.class_names)
 
     return build

@@ -353,7 +353,7 @@ def core50_scenario(scenario: str) -> Callable[[DatasetConfig, int], Stream]:
                 f"CORe50 cannot be downloaded automatically: fetch {', '.join(_TABLES)} from "
                 f"{TABLES_URL} and {NPZ} from {IMAGES_URL}, then pass --data-root"
             )
-        data = load_core50(cfg.root, scenario, cfg.run, cfg.image_size, cfg.test_subsample)
+        data = load_core50(cfg.root, scenario, cfg.run, cfg.image_size, cfg.test_subsample or 20)
         experiences = shared_test_experiences(data.batches, data.test)
         return Stream(name, experiences, NUM_CLASSES, "gcil", CORE50, data.class_names)
 

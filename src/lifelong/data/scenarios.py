@@ -41,8 +41,8 @@ class DatasetConfig:
     """Side length images are resized to (ImageNet-100, Tiny-ImageNet, CORe50; None: native)."""
     run: int = 0
     """NIC scenarios: CORe50's official batch order (run 0-9); for the others, the order's seed."""
-    test_subsample: int = 20
-    """CORe50: keep every k-th test image (20: the reference's 2,249 images; 1 keeps all)."""
+    test_subsample: int | None = None
+    """Keep every k-th test image (None: all; CORe50: 20, the reference's 2,249 images)."""
     nic_first_classes: int | None = None
     """NIC scenarios built from a dataset: classes in the first experience (None: default)."""
     nic_chunk: int | None = None
