@@ -192,3 +192,18 @@ def test_dataset_augment_false_keeps_normalisation_and_drops_augmentation(tmp_pa
     x = plain[0].train.x[:4]
     g = torch.Generator().manual_seed(0)
     assert torch.equal(plain.transform.train(x, g), plain.transform.normalize(x))
+
+
+def test_cssl_split_cifar100_preset_runs_on_the_official_format(cli, tmp_path: Path) -> None:
+    root = write_cifar100(tmp_path / "data", per_class=2)
+    run_dir = tmp_path / "run"
+    small = ["backbone.nf=4", "method.ssl_dim_proj=16", "method.ssl_dim_pred=8", "train.iters=1"]
+    args = ["--preset", "seq-cifar100/cssl", "--data-root", root, "--run-dir", run_dir]
+    result = cli("run", *FAST, *args, *[f"--set={s}" for s in small])
+    assert result.code == 0, result.err
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["completed"] and results["num_experiences"] == 20
+    method = results["config"]["method"]
+    assert (method["ssl_model"], method["strategy"], method["passes"]) == ("simsiam", "none", 3)
+    matrix = results["protocols"]["class-il"]["matrix"]
+    assert len(matrix) == 20 and all(0.0 <= a <= 100.0 for row in matrix for a in row)
