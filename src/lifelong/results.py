@@ -28,6 +28,10 @@ def results_dict(state: FitState, num_experiences: int, config: dict[str, Any]) 
             "initial": _json_floats(initial.tolist()),
             "summary": _json_floats(summary),
         }
+    validation = {
+        protocol: {"accuracies": values, "average_accuracy": float(np.mean(values))}
+        for protocol, values in state.validation.items()
+    }
     return {
         "completed": state.next_experience == num_experiences,
         "experiences_trained": state.next_experience,
@@ -35,6 +39,7 @@ def results_dict(state: FitState, num_experiences: int, config: dict[str, Any]) 
         "steps": state.step,
         "train_seconds": state.seconds,
         "protocols": protocols,
+        **({"validation": validation} if validation else {}),
         "config": config,
     }
 

@@ -68,6 +68,8 @@ class FitState:
         initial: Protocol → accuracies of the untrained network (NaN when not evaluated).
         step: Global step counter.
         seconds: Training wall time of each trained experience.
+        validation: Protocol → accuracies on each experience's validation set after the last
+            experience (empty without validation sets).
     """
 
     next_experience: int = 0
@@ -75,6 +77,7 @@ class FitState:
     initial: dict[str, list[float]] = field(default_factory=dict)
     step: int = 0
     seconds: list[float] = field(default_factory=list)
+    validation: dict[str, list[float]] = field(default_factory=dict)
 
 
 def training_inputs(
@@ -223,6 +226,9 @@ def fit(
         rows = {p: [*state.rows.get(p, []), values] for p, values in row.items()}
         state = FitState(t + 1, rows, state.initial, logger.global_step, [*state.seconds, seconds])
         logger.evaluation(t, row, seconds)
+        if t == len(stream) - 1 and stream.has_validation:
+            state = dataclasses.replace(state, validation=evaluator.validate(method))
+            log.info("validation accuracy after the stream: %s", state.validation)
         if on_boundary is not None:
             on_boundary(state)
     return state

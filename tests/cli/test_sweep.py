@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import statistics
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -207,13 +207,61 @@ def test_experiments_override_common_and_grids_merge(tmp_path) -> None:
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="Ray is installed")
-def test_ray_backend_without_ray_is_a_clear_error(cli, tmp_path) -> None:
+def test_with_validation_images_the_best_point_is_chosen_on_them(cli, tmp_path) -> None:
+    out = tmp_path / "out"
+    common = {**TINY, "dataset": {"name": "seq-digits", "validation": 0.2}}
+    grid = {"method.lr": [0.001, 0.1]}
+    file = write_sweep(
+        tmp_path / "s.yaml", common=common, hyperparams_search=grid, seeds=[0, 1], out=str(out)
+    )
+    result = cli("sweep", file, *FAST)
+    assert result.code == 0, result.err
+    validation: dict[str, list[float]] = {}
+    for run in sorted(out.glob("default/*/seed*")):
+        results = json.loads((run / "results.json").read_text())
+        entry = results["validation"]["class-il"]
+        assert len(entry["accuracies"]) == 5
+        assert entry["average_accuracy"] == pytest.approx(statistics.mean(entry["accuracies"]))
+        validation.setdefault(run.parent.name, []).append(entry["average_accuracy"])
+    table = (out / "summary.md").read_text()
+    assert "| validation class-il |" in table.splitlines()[2]
+    best = max(validation, key=lambda point: statistics.mean(validation[point]))
+    best_rows = [line for line in table.splitlines() if line.endswith("| ★ |")]
+    assert len(best_rows) == 1 and f"| default | {best} |" in best_rows[0]
+    assert "on the validation images (validation class-il)" in table
+    assert "TEST split" not in table
+
+
+def test_ray_backend_without_ray_is_a_clear_error(cli, tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     file = write_sweep(tmp_path / "s.yaml", common=TINY, out=str(tmp_path / "out"))
     result = cli("sweep", file, "--backend", "ray")
     assert result.code == 2
     assert "--backend ray needs Ray: pip install 'lifelong[ray]'" in result.err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_ray_backend_runs_the_trials_on_a_local_ray_instance(cli, tmp_path, monkeypatch) -> None:
+    ray = pytest.importorskip("ray")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    out = tmp_path / "out"
+    grid = {"method.lr": [0.01, 0.1]}
+    file = write_sweep(
+        tmp_path / "s.yaml", common=TINY, hyperparams_search=grid, seeds=[0, 1], out=str(out)
+    )
+    result = cli("sweep", file, "--backend", "ray", "--no-tensorboard")
+    assert result.code == 0, result.err
+    assert not ray.is_initialized()  # the sweep's own instance is shut down
+    runs = sorted(out.glob("default/*/seed*"))
+    assert len(runs) == 4
+    assert all(json.loads((r / "results.json").read_text())["completed"] for r in runs)
+    assert "(n=2)" in (out / "summary.md").read_text()
+    before = results_files(out)
+    again = cli("sweep", file, "--backend", "ray", "--no-tensorboard")
+    assert again.code == 0, again.err
+    assert results_files(out) == before  # resumed: nothing re-ran
+    assert (out / "sweep.log").read_text().split(" sweep ")[-1].count(": done before") == 4
 
 
 def test_run_once_sets_one_thread_and_restarts_unfinished_runs(tmp_path, monkeypatch) -> None:

@@ -222,6 +222,39 @@ def test_test_subsample_keeps_every_kth_test_image_and_all_training_images() -> 
     assert [set(e.test.y.tolist()) for e in thin] == [set(e.classes) for e in thin]
 
 
+def test_validation_holds_out_a_class_balanced_seeded_share_of_the_training_images() -> None:
+    full = build_stream(DatasetConfig(name="seq-digits"), seed=0)
+    held = build_stream(DatasetConfig(name="seq-digits", validation=0.2), seed=0)
+    again = build_stream(DatasetConfig(name="seq-digits", validation=0.2), seed=0)
+    other = build_stream(DatasetConfig(name="seq-digits", validation=0.2), seed=1)
+    assert held.has_validation and not full.has_validation
+    for before, after, same, moved in zip(full, held, again, other, strict=True):
+        assert after.val is not None and same.val is not None and moved.val is not None
+        assert torch.equal(after.test.x, before.test.x)  # the test set is untouched
+        for label in before.classes:
+            n = int((before.train.y == label).sum())
+            n_val = int((after.val.y == label).sum())
+            assert n_val == round(0.2 * n) and int((after.train.y == label).sum()) == n - n_val
+        train_rows = {bytes(image.numpy()) for image in after.train.x}
+        val_rows = [bytes(image.numpy()) for image in after.val.x]
+        assert not train_rows.intersection(val_rows)  # disjoint (digits has no duplicates)
+        assert torch.equal(same.val.x, after.val.x)  # the seed fixes the choice
+        assert not torch.equal(moved.val.x, after.val.x)
+
+
+def test_validation_on_a_scenario_without_it_is_a_config_error(monkeypatch) -> None:
+    from lifelong.data import catalog
+
+    plain = build_stream(DatasetConfig(name="seq-digits"), seed=0)
+    scenario = catalog.SCENARIOS.get("seq-digits")
+    fake = type(scenario)(lambda cfg, seed: plain, "no validation")
+    monkeypatch.setattr(catalog.SCENARIOS, "get", lambda name: fake)
+    with pytest.raises(ConfigError, match="dataset.validation is not supported by seq-digits"):
+        build_stream(DatasetConfig(name="seq-digits", validation=0.1), seed=0)
+    with pytest.raises(ConfigError, match=r"dataset.validation must be in \[0, 1\)"):
+        DatasetConfig(name="seq-digits", validation=1.0)
+
+
 def test_seq_digits_shuffled_classes_follow_the_seed() -> None:
     stream = build_stream(DatasetConfig(name="seq-digits", shuffle_classes=True), seed=4)
     order = [c for e in stream for c in e.classes]

@@ -16,9 +16,11 @@ from lifelong.data.scenarios import (
     DatasetConfig,
     Scenario,
     class_order,
+    hold_out_validation,
     split_as_domains,
     split_by_classes,
     transformed_experiences,
+    with_validation,
 )
 from lifelong.data.stream import Stream
 from lifelong.data.tensors import TrainTest
@@ -162,7 +164,10 @@ def class_incremental(
                     name, data.num_classes, data.num_classes // per, per,
                 )  # fmt: skip
         order = class_order(data.num_classes, cfg.shuffle_classes, seed)
-        experiences = split_by_classes(thin_test_set(data, cfg.test_subsample), per, order)
+        data, val = hold_out_validation(
+            thin_test_set(data, cfg.test_subsample), cfg.validation, seed
+        )
+        experiences = with_validation(split_by_classes(data, per, order), val)
         return Stream(name, experiences, data.num_classes, "class-il", transform, data.class_names)
 
     return build
@@ -296,6 +301,11 @@ def build_stream(cfg: DatasetConfig, seed: int) -> Stream:
     augmentation.
     """
     stream = SCENARIOS.get(cfg.name).build(cfg, seed)
+    if cfg.validation > 0 and not stream.has_validation:
+        raise ConfigError(
+            f"dataset.validation is not supported by {cfg.name}: only the class-incremental "
+            "seq-* scenarios hold out validation images"
+        )
     if cfg.augment or not stream.transform.augments:
         return stream
     plain = dataclasses.replace(stream.transform, crop_padding=0, hflip=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -49,6 +49,8 @@ class DatasetConfig:
     """NIC scenarios from a dataset: examples per later one-class experience (None: default)."""
     augment: bool = True
     """Apply the dataset's training augmentation (random crop, flip); False: plain images."""
+    validation: float = 0.0
+    """Fraction of each class's training images held out for validation (0: none)."""
 
     def __post_init__(self) -> None:
         names = ("classes_per_experience", "n_experiences", "image_size", "test_subsample")
@@ -58,6 +60,8 @@ class DatasetConfig:
                 raise ConfigError(f"dataset.{name} must be positive, got {value}")
         if self.run < 0:
             raise ConfigError(f"dataset.run must be 0 or more, got {self.run}")
+        if not 0.0 <= self.validation < 1.0:
+            raise ConfigError(f"dataset.validation must be in [0, 1), got {self.validation}")
 
 
 Builder = Callable[[DatasetConfig, int], Stream]
@@ -108,6 +112,39 @@ def split_by_classes(
             )
         )
     return tuple(experiences)
+
+
+def hold_out_validation(
+    data: TrainTest, fraction: float, seed: int
+) -> tuple[TrainTest, ImageSet | None]:
+    """Hold out ``fraction`` of each class's training images (at least one) for validation.
+
+    The choice is class-balanced and drawn from ``seed``; the held-out images leave the
+    training set. ``fraction`` 0 returns ``data`` unchanged and no validation set.
+    """
+    if fraction == 0.0:
+        return data, None
+    generator = torch.Generator().manual_seed(seed)
+    held = []
+    for label in torch.unique(data.train.y).tolist():
+        members = torch.nonzero(data.train.y == label).flatten()
+        if len(members) < 2:
+            raise ConfigError(f"class {label} has {len(members)} training image: cannot validate")
+        count = min(len(members) - 1, max(1, round(fraction * len(members))))
+        held.append(members[torch.randperm(len(members), generator=generator)[:count]])
+    mask = torch.zeros(len(data.train), dtype=torch.bool)
+    mask[torch.cat(held)] = True
+    kept = TrainTest(data.train.select(~mask), data.test, data.class_names)
+    return kept, data.train.select(mask)
+
+
+def with_validation(
+    experiences: tuple[Experience, ...], val: ImageSet | None
+) -> tuple[Experience, ...]:
+    """Give each experience the images of ``val`` from its classes (unchanged when None)."""
+    if val is None:
+        return experiences
+    return tuple(replace(e, val=val.with_classes(e.classes)) for e in experiences)
 
 
 def split_as_domains(

@@ -22,12 +22,15 @@ class Experience:
         classes: Labels present in this experience.
         train: Training images of this experience.
         test: Test images of this experience.
+        val: Validation images held out of this experience's training data (``dataset.validation``
+            > 0), or None.
     """
 
     id: int
     classes: tuple[int, ...]
     train: ImageSet
     test: ImageSet
+    val: ImageSet | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,11 @@ class Stream:
         if self.setting == "class-il":
             return ("class-il", "task-il")
         return ("domain-il",) if self.setting == "domain-il" else ("class-il",)
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether every experience holds a validation set."""
+        return all(e.val is not None for e in self.experiences)
 
     def seen_classes(self, upto: int) -> tuple[int, ...]:
         """Sorted labels of experiences ``0..upto`` inclusive."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from lifelong.data.stream import Experience, Protocol, Stream
+from lifelong.data.tensors import ImageSet
 from lifelong.methods.base import Method
 
 
@@ -35,9 +36,11 @@ class Evaluator:
     device: torch.device
 
     @torch.inference_mode()
-    def accuracy(self, method: Method, experience: Experience) -> dict[Protocol, float]:
-        """Accuracy on one experience's test set under every protocol of the stream."""
-        test = experience.test
+    def accuracy(
+        self, method: Method, experience: Experience, images: ImageSet | None = None
+    ) -> dict[Protocol, float]:
+        """Accuracy on one experience's test set (or ``images``) under every protocol."""
+        test = experience.test if images is None else images
         correct = dict.fromkeys(self.stream.protocols, 0)
         mask = task_mask(self.stream.num_classes, experience.classes, self.device)
         transform = self.stream.transform
@@ -49,6 +52,19 @@ class Evaluator:
                 scores = logits + mask if protocol == "task-il" else logits
                 correct[protocol] += int((scores.argmax(1) == y).sum())
         return {p: 100.0 * c / max(len(test), 1) for p, c in correct.items()}
+
+    def validate(self, method: Method) -> dict[str, list[float]]:
+        """Accuracies on every experience's validation set (the stream must hold them)."""
+        was_training = method.training
+        method.train(False)
+        rows: dict[str, list[float]] = {p: [] for p in self.stream.protocols}
+        for experience in self.stream:
+            if experience.val is None:
+                raise ValueError(f"experience {experience.id} has no validation set")
+            for protocol, value in self.accuracy(method, experience, experience.val).items():
+                rows[protocol].append(value)
+        method.train(was_training)
+        return rows
 
     def evaluate(self, method: Method, upto: int | None = None) -> dict[str, list[float]]:
         """Accuracies on experiences ``0..upto`` (all when None); NaN for the rest.

@@ -19,11 +19,17 @@ from lifelong.sweep.plan import Raw, Sweep, Trial, completed_results
 
 log = logging.getLogger(__name__)
 TRIAL_LOG = "trial.log"
+VALIDATION = "validation"
+"""Prefix of the validation scores in :attr:`Attempt.accuracy` (``validation class-il``)."""
 
 
 @dataclass(frozen=True)
 class Attempt:
-    """The outcome of one ``lifelong run``: status, final average accuracy per protocol."""
+    """The outcome of one ``lifelong run``: status, final average accuracy per protocol.
+
+    With ``dataset.validation`` the accuracy also holds ``validation <protocol>`` entries: the
+    final average accuracy on the held-out validation images.
+    """
 
     status: Literal["done before", "ok", "failed"]
     accuracy: dict[str, float]
@@ -76,7 +82,11 @@ def run_once(
 
 
 def _accuracy(results: Raw) -> dict[str, float]:
-    return {p: e["summary"]["average_accuracy"] for p, e in results["protocols"].items()}
+    """Final average accuracy per protocol, then per ``validation <protocol>`` when measured."""
+    scores = {p: e["summary"]["average_accuracy"] for p, e in results["protocols"].items()}
+    for protocol, entry in results.get("validation", {}).items():
+        scores[f"{VALIDATION} {protocol}"] = entry["average_accuracy"]
+    return scores
 
 
 def run_trial(trial: Trial, one_thread: bool, tensorboard: bool) -> Attempt:
@@ -148,12 +158,25 @@ def _local_map(
 def _ray_map(
     trials: Sequence[Trial], jobs: int, one_thread: bool, tensorboard: bool
 ) -> Iterator[tuple[Trial, Attempt]]:
+    """Run the trials as Ray tasks of one CPU each, yielding them as they finish.
+
+    Connects to the cluster named by ``RAY_ADDRESS`` when set, otherwise starts a local Ray
+    instance (without its dashboard) for the sweep and shuts it down at the end. On an
+    interruption, the trials not yet finished are cancelled.
+    """
     import ray
 
-    if not ray.is_initialized():
-        ray.init()
+    started = not ray.is_initialized()
+    if started:
+        ray.init(include_dashboard=False, logging_level=logging.WARNING)
     task = ray.remote(num_cpus=1)(run_trial)
     pending = {task.remote(t, one_thread, tensorboard): t for t in trials}
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        yield pending.pop(ready[0]), ray.get(ready[0])
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            yield pending.pop(ready[0]), ray.get(ready[0])
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        if started:
+            ray.shutdown()

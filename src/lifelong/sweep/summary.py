@@ -15,14 +15,27 @@ from pathlib import Path
 from lifelong.checkpoint import atomic_write_text
 from lifelong.compare import Group, comparison_plot
 from lifelong.sweep.plan import Sweep, Trial
-from lifelong.sweep.runner import TRIAL_LOG, Attempt
+from lifelong.sweep.runner import TRIAL_LOG, VALIDATION, Attempt
 
 SELECTION_NOTE = (
     "★ marks the best grid point of each experiment: the highest mean final average accuracy "
     "({protocol}) over seeds, among grid points whose runs all finished. It is chosen on the TEST "
-    "split, because lifelong runs have no validation split yet: the best value is optimistically "
-    "biased; re-run the chosen point on new seeds before reporting it."
+    "split, because these runs hold out no validation images: the best value is optimistically "
+    "biased; set dataset.validation (e.g. 0.1) to select on held-out training images, or re-run "
+    "the chosen point on new seeds before reporting it."
 )
+VALIDATION_NOTE = (
+    "★ marks the best grid point of each experiment: the highest mean final average accuracy on "
+    "the validation images ({protocol}) over seeds, among grid points whose runs all finished. "
+    "The test columns of that row are unbiased by the choice (they were not used to make it)."
+)
+
+
+def selection_protocol(protocols: Sequence[str]) -> str:
+    """The score that picks the best point: validation of the first protocol when measured."""
+    first = next(p for p in protocols if not p.startswith(VALIDATION))
+    validation = f"{VALIDATION} {first}"
+    return validation if validation in protocols else first
 
 
 @dataclass(frozen=True)
@@ -66,7 +79,7 @@ def summarize(sweep: Sweep, outcomes: Sequence[tuple[Trial, Attempt]]) -> list[P
 
 
 def protocols_of(points: Sequence[PointSummary]) -> list[str]:
-    """Protocols in the order the runs report them (the first one selects the best point)."""
+    """Protocols in the order the runs report them (test first, then ``validation <p>``)."""
     return list(dict.fromkeys(g.protocol for p in points for g in p.groups))
 
 
@@ -86,7 +99,8 @@ def best_points(points: Sequence[PointSummary], protocol: str) -> set[tuple[str,
 def summary_table(points: Sequence[PointSummary]) -> str:
     """Markdown table: mean ± std (n) per protocol, finished/failed runs, the best point."""
     protocols = protocols_of(points)
-    best = best_points(points, protocols[0]) if protocols else set()
+    chosen = selection_protocol(protocols) if protocols else ""
+    best = best_points(points, chosen) if protocols else set()
     lines = ["| experiment | grid point | " + " | ".join(protocols) + " | runs | best |"]
     lines.append("|---|---|" + "---|" * len(protocols) + "---|---|")
     for p in points:
@@ -99,7 +113,8 @@ def summary_table(points: Sequence[PointSummary]) -> str:
         lines.append(f"| {p.experiment} | {p.point} | {' | '.join(cells)} | {runs} | {mark} |")
     notes = ["", "Mean ± sample std (n−1) over seeds of the final average accuracy (%)."]
     if best:
-        notes.append(SELECTION_NOTE.format(protocol=protocols[0]))
+        note = VALIDATION_NOTE if chosen.startswith(VALIDATION) else SELECTION_NOTE
+        notes.append(note.format(protocol=chosen))
     return "\n".join(lines + notes) + "\n"
 
 
@@ -121,7 +136,7 @@ def write_summary(sweep: Sweep, outcomes: Sequence[tuple[Trial, Attempt]]) -> tu
     path = sweep.out / "summary.md"
     atomic_write_text(path, text)
     protocols = protocols_of(points)
-    best = best_points(points, protocols[0]) if protocols else set()
+    best = best_points(points, selection_protocol(protocols)) if protocols else set()
     records = [
         {
             "experiment": p.experiment,
