@@ -232,6 +232,17 @@ def test_own_checkpoint_round_trips_through_pretrained(tmp_path: Path) -> None:
         assert torch.equal(value, again.state_dict()[key]), key
 
 
+def test_a_lifelong_run_checkpoint_loads_its_backbone(tmp_path: Path) -> None:
+    net = _mobilenet(seed=5).train()
+    net(torch.randn(4, 3, 64, 64))
+    method_state = {f"net.{k}": v for k, v in net.state_dict().items()}
+    method_state["memory.x"] = torch.zeros(2, 3)  # the method's other state is ignored
+    torch.save({"format": 1, "method": method_state, "rng": {}}, tmp_path / "checkpoint.pt")
+    again = _mobilenet(seed=6, pretrained=str(tmp_path / "checkpoint.pt"))
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, again.state_dict()[key]), key
+
+
 def test_missing_or_bad_pretrained_files_are_data_errors(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.pth"
     with pytest.raises(DataError, match=r"nowhere\.pth does not exist") as info:

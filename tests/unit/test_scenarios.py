@@ -249,10 +249,29 @@ def test_validation_on_a_scenario_without_it_is_a_config_error(monkeypatch) -> N
     scenario = catalog.SCENARIOS.get("seq-digits")
     fake = type(scenario)(lambda cfg, seed: plain, "no validation")
     monkeypatch.setattr(catalog.SCENARIOS, "get", lambda name: fake)
-    with pytest.raises(ConfigError, match="dataset.validation is not supported by seq-digits"):
+    with pytest.raises(ConfigError, match=r"dataset\.validation is not supported by seq-digits"):
         build_stream(DatasetConfig(name="seq-digits", validation=0.1), seed=0)
     with pytest.raises(ConfigError, match=r"dataset.validation must be in \[0, 1\)"):
         DatasetConfig(name="seq-digits", validation=1.0)
+
+
+def test_dataset_classes_keeps_a_relabelled_subset() -> None:
+    full = build_stream(DatasetConfig(name="seq-digits"), seed=0)
+    cfg = DatasetConfig(name="seq-digits", classes=(3, 7, 1, 9), classes_per_experience=2)
+    subset = build_stream(cfg, seed=0)
+    assert subset.num_classes == 4 and len(subset) == 2
+    assert subset.class_names == tuple(full.class_names[c] for c in (3, 7, 1, 9))
+    assert [e.classes for e in subset] == [(0, 1), (2, 3)]
+    for new, old in enumerate((3, 7, 1, 9)):
+        source = next(e for e in full if old in e.classes)
+        target = subset[new // 2]
+        assert torch.equal(
+            target.train.x[target.train.y == new], source.train.x[source.train.y == old]
+        )
+    with pytest.raises(ConfigError, match="label 10; the data hold 10 classes"):
+        build_stream(DatasetConfig(name="seq-digits", classes=(2, 10)), seed=0)
+    with pytest.raises(ConfigError, match="distinct labels"):
+        DatasetConfig(name="seq-digits", classes=(2, 2))
 
 
 def test_seq_digits_shuffled_classes_follow_the_seed() -> None:

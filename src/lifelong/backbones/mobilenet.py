@@ -219,6 +219,12 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
         raise DataError(f"cannot read pretrained weights {path} ({reason}); {fix}") from None
     if isinstance(payload, dict) and isinstance(payload.get("state_dict"), dict):
         payload = payload["state_dict"]
+    elif isinstance(payload, dict) and isinstance(payload.get("method"), dict):
+        # a lifelong run's checkpoint.pt: the backbone is the method's ``net``
+        net = {
+            k.removeprefix("net."): v for k, v in payload["method"].items() if k.startswith("net.")
+        }
+        payload = net or payload
     if not isinstance(payload, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in payload.items()
     ):
@@ -228,6 +234,10 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
 
 def load_pretrained(model: MobileNetV1, path: str | Path) -> None:
     """Load weights saved by pytorchcv (``mobilenet_w1`` etc.) or by this library into ``model``.
+
+    The file is a state dict (plain or under ``"state_dict"``), or a lifelong run's
+    ``checkpoint.pt``, whose method's ``net`` is the backbone: pre-train with ``lifelong run``
+    (e.g. ``joint`` on classes held out with ``dataset.classes``) and point here.
 
     Batch-norm weights go into batch renorm as γ = weight, β = bias, μ = running_mean,
     σ = sqrt(running_var) (and back, σ², into a batch-norm model). The head is loaded only when

@@ -17,6 +17,7 @@ from lifelong.data.scenarios import (
     Scenario,
     class_order,
     hold_out_validation,
+    keep_classes,
     split_as_domains,
     split_by_classes,
     transformed_experiences,
@@ -125,13 +126,15 @@ def gcil_cifar100(weights: str) -> Callable[[DatasetConfig, int], Stream]:
 
 
 def _nic_fmnist(cfg: DatasetConfig) -> TrainTest:
-    return mnist.load_fmnist(cfg.root, cfg.download)
+    return keep_classes(mnist.load_fmnist(cfg.root, cfg.download), cfg.classes)
 
 
 def _nic_tinyimg(cfg: DatasetConfig) -> TrainTest:
     from lifelong.data.tinyimagenet import load_tiny_imagenet
 
-    return load_tiny_imagenet(cfg.root, cfg.download, cfg.image_size or 64)
+    return keep_classes(
+        load_tiny_imagenet(cfg.root, cfg.download, cfg.image_size or 64), cfg.classes
+    )
 
 
 def thin_test_set(data: TrainTest, every: int | None) -> TrainTest:
@@ -153,7 +156,7 @@ def class_incremental(
     """
 
     def build(cfg: DatasetConfig, seed: int) -> Stream:
-        data = loader(cfg.root, cfg.download)
+        data = keep_classes(loader(cfg.root, cfg.download), cfg.classes)
         per = cfg.classes_per_experience
         if per is None:
             per = per_experience
@@ -305,6 +308,11 @@ def build_stream(cfg: DatasetConfig, seed: int) -> Stream:
         raise ConfigError(
             f"dataset.validation is not supported by {cfg.name}: only the class-incremental "
             "seq-* scenarios hold out validation images"
+        )
+    if cfg.classes is not None and stream.num_classes != len(cfg.classes):
+        raise ConfigError(
+            f"dataset.classes is not supported by {cfg.name}: only the class-incremental seq-* "
+            "and the nic-fmnist / nic-tinyimg scenarios keep a subset of classes"
         )
     if cfg.augment or not stream.transform.augments:
         return stream

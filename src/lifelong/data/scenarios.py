@@ -51,6 +51,8 @@ class DatasetConfig:
     """Apply the dataset's training augmentation (random crop, flip); False: plain images."""
     validation: float = 0.0
     """Fraction of each class's training images held out for validation (0: none)."""
+    classes: tuple[int, ...] | None = None
+    """Keep only these labels of the dataset, relabelled 0..k-1 in this order (None: all)."""
 
     def __post_init__(self) -> None:
         names = ("classes_per_experience", "n_experiences", "image_size", "test_subsample")
@@ -60,6 +62,10 @@ class DatasetConfig:
                 raise ConfigError(f"dataset.{name} must be positive, got {value}")
         if self.run < 0:
             raise ConfigError(f"dataset.run must be 0 or more, got {self.run}")
+        if self.classes is not None and (
+            not self.classes or len(set(self.classes)) != len(self.classes) or min(self.classes) < 0
+        ):
+            raise ConfigError(f"dataset.classes must be distinct labels >= 0, got {self.classes}")
         if not 0.0 <= self.validation < 1.0:
             raise ConfigError(f"dataset.validation must be in [0, 1), got {self.validation}")
 
@@ -112,6 +118,29 @@ def split_by_classes(
             )
         )
     return tuple(experiences)
+
+
+def keep_classes(data: TrainTest, classes: tuple[int, ...] | None) -> TrainTest:
+    """Keep only ``classes`` of ``data`` (train and test), relabelled 0..k-1 in that order.
+
+    ``None`` returns ``data`` unchanged. Used to hold classes out of a stream, e.g. to pre-train
+    on some classes and learn the others continually.
+    """
+    if classes is None:
+        return data
+    if max(classes) >= data.num_classes:
+        raise ConfigError(
+            f"dataset.classes has label {max(classes)}; the data hold {data.num_classes} classes"
+        )
+    table = torch.full((data.num_classes,), -1, dtype=torch.int64)
+    table[list(classes)] = torch.arange(len(classes))
+
+    def subset(images: ImageSet) -> ImageSet:
+        kept = images.select(table[images.y] >= 0)
+        return ImageSet(kept.x, table[kept.y])
+
+    names = tuple(data.class_names[c] for c in classes)
+    return TrainTest(subset(data.train), subset(data.test), names)
 
 
 def hold_out_validation(
