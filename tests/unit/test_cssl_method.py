@@ -186,6 +186,20 @@ def test_a_one_image_minibatch_is_skipped() -> None:
     assert all(torch.equal(a, b) for a, b in zip(before, method.parameters(), strict=True))
 
 
+def test_without_encoder_training_the_probe_reads_the_initial_encoder() -> None:
+    method = build(train_encoder=False)
+    before = {k: v.clone() for k, v in method.model.state_dict().items()}
+    train(method, upto=1)
+    after = method.model.state_dict()
+    changed = {key for key, value in before.items() if not torch.equal(value, after[key])}
+    assert all(".head." in key for key in changed)  # only the fitted probe; BN stats stay
+    trained = build()
+    train(trained, upto=1)
+    assert any(not torch.equal(v, trained.model.state_dict()[k]) for k, v in before.items())
+    x = colour_stream().transform.normalize(colour_stream()[0].test.x)
+    assert method.predict(x).shape == (len(x), 4)  # the probe was still fitted
+
+
 def test_fit_ridge_is_sklearns_ridge_classifier_on_standardised_features() -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(60, 7, generator=g) * torch.tensor([1.0, 5, 0.1, 2, 1, 1, 3]) + 4

@@ -49,6 +49,8 @@ class CSSLConfig(SSLModelOptions, StrategyConfig, MethodConfig):
     """Neighbours of the knn probe."""
     ridge_alpha: float = 1.0
     """Regularisation of the ridge probe."""
+    train_encoder: bool = True
+    """False: no SSL update at all, the probes read the initial encoder (``--no-train``)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -159,7 +161,7 @@ class CSSL(Method):
     def observe(self, batch: Batch) -> StepOutput:
         """``passes`` × (strategy batch → views → SSL loss + alignment → SGD step → EMA)."""
         x = as_uint8(batch.x_clean, self.ctx.transform)  # the stream minibatch S
-        if len(x) < 2:
+        if len(x) < 2 or not self.cfg.train_encoder:
             return StepOutput(torch.zeros((), device=x.device))
         model, strategy = self.model, self.strategy
         strategy.before_passes(model, x)
