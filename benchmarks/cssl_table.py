@@ -6,7 +6,8 @@ markdown table per SSL model: the final joint probe accuracy (class-IL, every te
 stream; mean ± sample std over seeds), the average accuracy over the stream (mean over t of the
 probe accuracy on experiences 0..t after experience t), forgetting, the difference to finetuning
 (strategy ``none``) in units of the larger of the two seed-to-seed stds, and the training time
-per step (training seconds of the run over its steps; probing excluded).
+per step (training seconds of the run over its steps; probing excluded). A sweep's
+``random_encoder`` experiment (``train_encoder: false``) is printed first as the reference point.
 
     python benchmarks/cssl_table.py benchmarks/out/cssl-fmnist [--markdown FILE]
 """
@@ -88,6 +89,14 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     args = parser.parse_args()
     lines: list[str] = []
+    random_encoder = read_cell(args.out / "random_encoder")
+    if random_encoder is not None:
+        final, std = Cell.mean_std(random_encoder.final)
+        lines += [
+            f"Random encoder, never trained (`train_encoder: false`): final probe accuracy "
+            f"{final:.2f} ± {std:.2f} ({len(random_encoder.final)} seeds).",
+            "",
+        ]
     for model_dir in sorted(p for p in args.out.iterdir() if p.is_dir()):
         cells = {}
         for strategy in STRATEGIES:
