@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import torch
 
-from lifelong.buffers.stream_buffers import StreamBuffer
 from lifelong.ssl.byol import ema_update
 from lifelong.ssl.model import SSLModel, SSLOutput
 from lifelong.ssl.strategies.base import (
     SSL_STRATEGIES,
     Alignment,
-    Normalize,
     PassBatch,
     Projection,
-    StrategyConfig,
 )
 from lifelong.ssl.strategies.er import ER
 
@@ -34,17 +31,10 @@ class APRE(ER):
     name = "apre"
     default_buffer = "reservoir"
 
-    def __init__(
-        self,
-        cfg: StrategyConfig,
-        model: SSLModel,
-        buffer: StreamBuffer | None,
-        normalize: Normalize,
-        generator: torch.Generator,
-    ) -> None:
-        super().__init__(cfg, model, buffer, normalize, generator)
+    def build_modules(self, model: SSLModel) -> None:
+        """The EMA target (a frozen copy of encoder and projector) and the aligner."""
         self.target = Projection.frozen_copy(model)
-        self.align = Alignment(cfg, model)
+        self.align = Alignment(self.cfg, model)
 
     def after_forward(
         self, model: SSLModel, views: list[torch.Tensor], out: SSLOutput, batch: PassBatch

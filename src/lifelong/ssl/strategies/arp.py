@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import torch
 
-from lifelong.buffers.stream_buffers import StreamBuffer
 from lifelong.ssl.model import SSLModel, SSLOutput
 from lifelong.ssl.strategies.base import (
     SSL_STRATEGIES,
     Alignment,
-    Normalize,
     PassBatch,
-    StrategyConfig,
 )
 from lifelong.ssl.strategies.er import ER
 
@@ -33,16 +30,9 @@ class ARP(ER):
     name = "arp"
     default_buffer = "reservoir"
 
-    def __init__(
-        self,
-        cfg: StrategyConfig,
-        model: SSLModel,
-        buffer: StreamBuffer | None,
-        normalize: Normalize,
-        generator: torch.Generator,
-    ) -> None:
-        super().__init__(cfg, model, buffer, normalize, generator)
-        self.align = Alignment(cfg, model)
+    def build_modules(self, model: SSLModel) -> None:
+        """The aligner (the targets are the buffer's stored features)."""
+        self.align = Alignment(self.cfg, model)
 
     def after_forward(
         self, model: SSLModel, views: list[torch.Tensor], out: SSLOutput, batch: PassBatch

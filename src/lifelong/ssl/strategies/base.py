@@ -238,6 +238,10 @@ class Strategy(nn.Module):
         self.buffer = buffer
         self.normalize = normalize
         self.generator = generator
+        self.build_modules(model)
+
+    def build_modules(self, model: SSLModel) -> None:
+        """Build the strategy's own networks (targets, aligners) for ``model``; none by default."""
 
     @property
     def replay_buffer(self) -> StreamBuffer:

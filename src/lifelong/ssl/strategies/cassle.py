@@ -10,16 +10,13 @@ from typing import Any, Self
 
 import torch
 
-from lifelong.buffers.stream_buffers import StreamBuffer
 from lifelong.ssl.model import SSLModel, SSLOutput
 from lifelong.ssl.strategies.base import (
     SSL_STRATEGIES,
     Alignment,
-    Normalize,
     PassBatch,
     Projection,
     Strategy,
-    StrategyConfig,
 )
 
 
@@ -41,17 +38,10 @@ class CaSSLe(Strategy):
 
     name = "cassle"
 
-    def __init__(
-        self,
-        cfg: StrategyConfig,
-        model: SSLModel,
-        buffer: StreamBuffer | None,
-        normalize: Normalize,
-        generator: torch.Generator,
-    ) -> None:
-        super().__init__(cfg, model, buffer, normalize, generator)
+    def build_modules(self, model: SSLModel) -> None:
+        """The frozen copy of the previous experience's network and the aligner."""
         self.frozen = Projection.frozen_copy(model).train(False)
-        self.align = Alignment(cfg, model)
+        self.align = Alignment(self.cfg, model)
         self.trained = False
         """Whether an optimiser step was taken (a boundary after it freezes the model)."""
         self.active = False
