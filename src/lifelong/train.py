@@ -228,7 +228,8 @@ def fit(
         logger.evaluation(t, row, seconds)
         if t == len(stream) - 1 and stream.has_validation:
             state = dataclasses.replace(state, validation=evaluator.validate(method))
-            log.info("validation accuracy after the stream: %s", state.validation)
+            averages = ", ".join(f"{p} {sum(v) / len(v):.2f}" for p, v in state.validation.items())
+            log.info("average accuracy on the validation images after the stream: %s", averages)
         if on_boundary is not None:
             on_boundary(state)
     return state
