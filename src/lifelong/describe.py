@@ -60,16 +60,22 @@ def first_line(obj: Any) -> str:
     return (inspect.getdoc(obj) or "").splitlines()[0] if inspect.getdoc(obj) else ""
 
 
+def configurable_section(header: str, entries: list[tuple[str, str, type[Any]]], width: int) -> str:
+    """A header, then per entry its name, one-line description and config fields."""
+    lines = [header]
+    for name, description, config_cls in entries:
+        lines.append(f"  {name:<{width}} {description}")
+        lines += describe_fields(config_cls)
+    return "\n".join(lines)
+
+
 def list_text(what: str) -> str:
     """The text of ``lifelong list WHAT`` (one of ``cli.LIST_CHOICES``)."""
     sections = []
     if what in ("methods", "all"):
-        lines = ["methods (--method NAME; fields settable with --set method.FIELD=VALUE):"]
-        for name in METHODS:
-            cls = METHODS.get(name)
-            lines.append(f"  {name:<10} {first_line(cls)}")
-            lines += describe_fields(cls.config_cls)
-        sections.append("\n".join(lines))
+        header = "methods (--method NAME; fields settable with --set method.FIELD=VALUE):"
+        methods = [(n, first_line(c), c.config_cls) for n, c in METHODS.items()]
+        sections.append(configurable_section(header, methods, 10))
     if what in ("datasets", "all"):
         lines = ["datasets (--dataset NAME, --data-root DIR):"]
         for name in SCENARIOS:
@@ -79,19 +85,12 @@ def list_text(what: str) -> str:
         lines += describe_fields(DatasetConfig, skip=("name",))
         sections.append("\n".join(lines))
     if what in ("backbones", "all"):
-        lines = ["backbones (--backbone NAME):"]
-        for name in BACKBONES:
-            spec = BACKBONES.get(name)
-            lines.append(f"  {name:<10} {spec.description}")
-            lines += describe_fields(spec.config_cls)
-        sections.append("\n".join(lines))
+        specs = [(n, b.description, b.config_cls) for n, b in BACKBONES.items()]
+        sections.append(configurable_section("backbones (--backbone NAME):", specs, 10))
     if what in ("ssl_models", "all"):
-        lines = ["SSL models of cssl (--set method.ssl_model=NAME; fields as method.ssl_FIELD):"]
-        for name in SSL_MODELS:
-            model = SSL_MODELS.get(name)
-            lines.append(f"  {name:<12} {model.description}")
-            lines += describe_fields(model.config_cls)
-        sections.append("\n".join(lines))
+        header = "SSL models of cssl (--set method.ssl_model=NAME; fields as method.ssl_FIELD):"
+        models = [(n, m.description, m.config_cls) for n, m in SSL_MODELS.items()]
+        sections.append(configurable_section(header, models, 12))
     if what in ("strategies", "all"):
         lines = ["continual-SSL strategies (--set method.strategy=NAME):"]
         lines += [f"  {name:<12} {first_line(SSL_STRATEGIES.get(name))}" for name in SSL_STRATEGIES]

@@ -59,6 +59,10 @@ class Registry(Generic[T]):
         """All registered names, sorted."""
         return sorted(self._entries)
 
+    def items(self) -> list[tuple[str, T]]:
+        """``(name, entry)`` pairs, sorted by name."""
+        return [(name, self._entries[name]) for name in self.names()]
+
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 

@@ -24,6 +24,7 @@ def test_register_get_and_listing() -> None:
     assert registry.get("beta") == 2
     assert registry.names() == ["alpha", "beta"]
     assert list(registry) == ["alpha", "beta"]
+    assert registry.items() == [("alpha", alpha), ("beta", 2)]
     assert len(registry) == 2
     assert "alpha" in registry
     assert "gamma" not in registry
