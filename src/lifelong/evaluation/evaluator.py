@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +18,17 @@ def task_mask(num_classes: int, classes: tuple[int, ...], device: torch.device) 
     mask = torch.full((num_classes,), float("-inf"), device=device)
     mask[list(classes)] = 0.0
     return mask
+
+
+@contextmanager
+def evaluation_mode(method: Method) -> Iterator[None]:
+    """Put ``method`` in eval mode for the block, then restore its previous mode."""
+    was_training = method.training
+    method.train(False)
+    try:
+        yield
+    finally:
+        method.train(was_training)
 
 
 @dataclass(frozen=True)
@@ -55,15 +68,13 @@ class Evaluator:
 
     def validate(self, method: Method) -> dict[str, list[float]]:
         """Accuracies on every experience's validation set (the stream must hold them)."""
-        was_training = method.training
-        method.train(False)
         rows: dict[str, list[float]] = {p: [] for p in self.stream.protocols}
-        for experience in self.stream:
-            if experience.val is None:
-                raise ValueError(f"experience {experience.id} has no validation set")
-            for protocol, value in self.accuracy(method, experience, experience.val).items():
-                rows[protocol].append(value)
-        method.train(was_training)
+        with evaluation_mode(method):
+            for experience in self.stream:
+                if experience.val is None:
+                    raise ValueError(f"experience {experience.id} has no validation set")
+                for protocol, value in self.accuracy(method, experience, experience.val).items():
+                    rows[protocol].append(value)
         return rows
 
     def evaluate(self, method: Method, upto: int | None = None) -> dict[str, list[float]]:
@@ -71,21 +82,19 @@ class Evaluator:
 
         The method is put in eval mode for the evaluation and restored afterwards.
         """
-        was_training = method.training
-        method.train(False)
         last = len(self.stream) - 1 if upto is None else upto
         rows: dict[str, list[float]] = {p: [] for p in self.stream.protocols}
         done: dict[tuple[int, tuple[int, ...]], dict[Protocol, float]] = {}
-        for experience in self.stream:
-            accs: dict[str, float] | dict[Protocol, float]
-            if experience.id > last:
-                accs = dict.fromkeys(rows, float("nan"))
-            else:  # experiences sharing one test set (NIC streams) are scored once
-                key = (id(experience.test), experience.classes if "task-il" in rows else ())
-                if key not in done:
-                    done[key] = self.accuracy(method, experience)
-                accs = done[key]
-            for protocol, value in accs.items():
-                rows[protocol].append(value)
-        method.train(was_training)
+        with evaluation_mode(method):
+            for experience in self.stream:
+                accs: dict[str, float] | dict[Protocol, float]
+                if experience.id > last:
+                    accs = dict.fromkeys(rows, float("nan"))
+                else:  # experiences sharing one test set (NIC streams) are scored once
+                    key = (id(experience.test), experience.classes if "task-il" in rows else ())
+                    if key not in done:
+                        done[key] = self.accuracy(method, experience)
+                    accs = done[key]
+                for protocol, value in accs.items():
+                    rows[protocol].append(value)
         return rows
