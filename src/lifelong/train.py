@@ -49,11 +49,23 @@ class TrainConfig:
     """Evaluate not-yet-trained experiences too (the untrained row feeds forward transfer)."""
     progress: bool = True
     """Show progress bars."""
+    checkpoint_every: int = 0
+    """Experiences between checkpoints (0: automatic, about 20 per stream; the last is always)."""
+    checkpoint_minutes: float = 10.0
+    """Also checkpoint at the first boundary this many minutes after the previous checkpoint."""
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "log_every", "chunk_batches"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
+        if self.checkpoint_every < 0:
+            raise ConfigError(
+                f"train.checkpoint_every must be >= 0 (0: automatic), got {self.checkpoint_every}"
+            )
+        if not self.checkpoint_minutes > 0:
+            raise ConfigError(
+                f"train.checkpoint_minutes must be positive, got {self.checkpoint_minutes}"
+            )
         if self.iters is not None and self.iters <= 0:
             raise ConfigError(f"train.iters must be positive, got {self.iters}")
 
