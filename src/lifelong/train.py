@@ -154,6 +154,21 @@ def training_data(method: Method, stream: Stream, t: int) -> ImageSet:
     return stream[t].train
 
 
+def epoch_steps(experience_size: int, batch_size: int, cfg: TrainConfig) -> list[int]:
+    """Steps of each epoch of one experience; an epoch is one pass over its data.
+
+    Under ``cfg.iters`` the iterations are split into passes of ``ceil(N / batch_size)`` steps,
+    the last one partial, so that epoch-counted schedules (warm-ups, learning-rate milestones,
+    first-epoch collection) mean the same under ``epochs`` and ``iters``. The batch order is
+    that of one ``iters``-step draw: :func:`batches` reshuffles after each full pass anyway.
+    """
+    steps_per_epoch = math.ceil(experience_size / batch_size)
+    if cfg.iters is None:
+        return [steps_per_epoch] * cfg.epochs
+    full, rest = divmod(cfg.iters, steps_per_epoch)
+    return [steps_per_epoch] * full + ([rest] if rest else [])
+
+
 def train_experience(
     method: Method,
     experience: Experience,
@@ -168,8 +183,7 @@ def train_experience(
     method.train()
     method.before_experience(experience)
     batch_size = method.batch_size(len(data), cfg.batch_size)
-    steps_per_epoch = math.ceil(len(data) / batch_size)
-    epochs = [cfg.iters] if cfg.iters is not None else [steps_per_epoch] * cfg.epochs
+    epochs = epoch_steps(len(data), batch_size, cfg)
     bar = tqdm(
         total=sum(epochs),
         desc=f"experience {experience.id + 1}/{len(stream)}",
