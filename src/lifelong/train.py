@@ -169,6 +169,44 @@ def epoch_steps(experience_size: int, batch_size: int, cfg: TrainConfig) -> list
     return [steps_per_epoch] * full + ([rest] if rest else [])
 
 
+def check_epoch_schedules(method: Method, stream: Stream, cfg: TrainConfig, start: int) -> None:
+    """Refuse an ``iters`` run in which a method's epoch-counted schedule can never act.
+
+    Asks the method's config (:meth:`~lifelong.methods.base.MethodConfig.epochs_needed`) about
+    every experience from ``start`` on, counting passes with the configured batch size. Under
+    ``train.epochs`` a too-short experience is the user's explicit choice and only logged.
+
+    Raises:
+        ConfigError: Under ``train.iters``, an experience that trains fewer passes than needed.
+    """
+    for t in range(start, len(stream)):
+        need = method.cfg.epochs_needed(t)
+        if need is None:
+            continue
+        scope = range(t + 1) if method.data_scope == "cumulative" else [t]
+        size = sum(len(stream[i].train) for i in scope)
+        passes = len(epoch_steps(size, cfg.batch_size, cfg))
+        if passes >= need.epochs:
+            continue
+        if cfg.iters is None:
+            log.warning(
+                "train.epochs=%d is too few for %s's %s: %s only from epoch %d",
+                cfg.epochs,
+                method.name,
+                need.setting,
+                need.effect,
+                need.epochs,
+            )
+            return
+        steps = math.ceil(size / cfg.batch_size)
+        raise ConfigError(
+            f"train.iters={cfg.iters} makes {passes} passes of {steps} steps over experience "
+            f"{t + 1}, but with {method.name}'s {need.setting} {need.effect} only from pass "
+            f"{need.epochs}: set train.iters >= {(need.epochs - 1) * steps + 1} "
+            f"or lower {need.setting.split('=')[0]}"
+        )
+
+
 def train_experience(
     method: Method,
     experience: Experience,
@@ -238,6 +276,7 @@ def fit(
     """
     device = evaluator.device
     state = state or FitState()
+    check_epoch_schedules(method, stream, cfg, state.next_experience)
     if state.next_experience == 0 and not state.initial:
         initial = evaluator.evaluate(method) if cfg.evaluate_future else {}
         state = dataclasses.replace(state, initial={p: list(v) for p, v in initial.items()})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
 from torch import nn
@@ -18,6 +18,17 @@ from lifelong.registry import Registry
 from lifelong.types import Batch, StepOutput
 
 DataScope = Literal["current", "cumulative"]
+
+
+class EpochNeed(NamedTuple):
+    """An epoch-counted schedule's demand on the length of an experience."""
+
+    epochs: int
+    """Epochs (passes over the data) the experience needs."""
+    setting: str
+    """The setting that counts them, as ``method.field=value``."""
+    effect: str
+    """What happens only from the last of those epochs on."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,16 @@ class MethodConfig:
             raise ConfigError(f"method.lr must be positive, got {self.lr}")
         if self.momentum < 0 or self.weight_decay < 0:
             raise ConfigError("method.momentum and method.weight_decay must be >= 0")
+
+    def epochs_needed(self, experience: int) -> EpochNeed | None:
+        """The fewest epochs experience ``experience`` (0-based) needs for a schedule to act.
+
+        A method whose settings count epochs (a warm-up, a milestone) and can never take effect
+        in a shorter experience returns what it needs; the loop checks every experience before
+        training (an epoch is one pass over the data, under ``train.epochs`` and
+        ``train.iters`` alike) and refuses an ``iters`` run that is too short. Default: nothing.
+        """
+        return None
 
 
 @dataclass(frozen=True)

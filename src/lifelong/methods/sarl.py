@@ -13,7 +13,7 @@ import torch.nn.functional as F  # noqa: N812
 from lifelong.data.stream import Experience
 from lifelong.errors import ConfigError
 from lifelong.losses.prototypes import cosine_groups, prototype_regularisation, semantic_contrast
-from lifelong.methods.base import MethodContext, register
+from lifelong.methods.base import EpochNeed, MethodContext, register
 from lifelong.methods.der import DER, DERConfig, logit_replay_loss
 from lifelong.types import Batch, StepOutput
 
@@ -51,6 +51,20 @@ class SARLConfig(DERConfig):
             raise ConfigError(f"method.sim_thresh must be in [-1, 1], got {self.sim_thresh}")
         if self.warmup_epochs < 0:
             raise ConfigError(f"method.warmup_epochs must be >= 0, got {self.warmup_epochs}")
+
+    def epochs_needed(self, experience: int) -> EpochNeed | None:
+        """``warmup_epochs + 2`` epochs in every experience after the first.
+
+        The new classes are grouped at the end of epoch ``warmup_epochs + 1``; distillation and
+        the semantic ratio act from the next epoch on.
+        """
+        if experience == 0:
+            return None
+        return EpochNeed(
+            self.warmup_epochs + 2,
+            f"method.warmup_epochs={self.warmup_epochs}",
+            "the distillation and semantic terms act",
+        )
 
 
 @register

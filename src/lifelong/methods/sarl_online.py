@@ -11,7 +11,7 @@ import torch.nn.functional as F  # noqa: N812
 from lifelong.data.stream import Experience
 from lifelong.errors import ConfigError
 from lifelong.losses.prototypes import cosine_groups
-from lifelong.methods.base import MethodContext, register
+from lifelong.methods.base import EpochNeed, MethodContext, register
 from lifelong.methods.sarl import SARL, SARLConfig
 from lifelong.types import Batch, StepOutput
 
@@ -43,6 +43,10 @@ class SARLOnlineConfig(SARLConfig):
                 "method.lr_steps does not apply to sarl_online (constant learning rate, as in "
                 "the reference): remove it or use sarl"
             )
+
+    def epochs_needed(self, experience: int) -> EpochNeed | None:
+        """Nothing: the online warm-up is counted in steps, not epochs."""
+        return None
 
 
 @register
