@@ -22,7 +22,7 @@ from lifelong.data.tensors import ImageSet
 from lifelong.data.transforms import ImageTransform
 from lifelong.errors import ConfigError
 from lifelong.evaluation.evaluator import Evaluator
-from lifelong.methods.base import Method
+from lifelong.methods.base import EpochNeed, Method
 from lifelong.run_logger import RunLogger
 from lifelong.types import Batch
 
@@ -177,34 +177,33 @@ def check_epoch_schedules(method: Method, stream: Stream, cfg: TrainConfig, star
     ``train.epochs`` a too-short experience is the user's explicit choice and only logged.
 
     Raises:
-        ConfigError: Under ``train.iters``, an experience that trains fewer passes than needed.
+        ConfigError: Under ``train.iters``, an experience that trains fewer passes than needed
+            (the message names the longest such experience and the iterations it needs).
     """
+    short: list[tuple[int, int, int, EpochNeed]] = []  # (iters needed, experience, steps, need)
     for t in range(start, len(stream)):
         need = method.cfg.epochs_needed(t)
         if need is None:
             continue
         scope = range(t + 1) if method.data_scope == "cumulative" else [t]
         size = sum(len(stream[i].train) for i in scope)
-        passes = len(epoch_steps(size, cfg.batch_size, cfg))
-        if passes >= need.epochs:
-            continue
-        if cfg.iters is None:
-            log.warning(
-                "train.epochs=%d is too few for %s's %s: %s only from epoch %d",
-                cfg.epochs,
-                method.name,
-                need.setting,
-                need.effect,
-                need.epochs,
-            )
-            return
         steps = math.ceil(size / cfg.batch_size)
-        raise ConfigError(
-            f"train.iters={cfg.iters} makes {passes} passes of {steps} steps over experience "
-            f"{t + 1}, but with {method.name}'s {need.setting} {need.effect} only from pass "
-            f"{need.epochs}: set train.iters >= {(need.epochs - 1) * steps + 1} "
-            f"or lower {need.setting.split('=')[0]}"
+        if len(epoch_steps(size, cfg.batch_size, cfg)) < need.epochs:
+            short.append(((need.epochs - 1) * steps + 1, t, steps, need))
+    if not short:
+        return
+    iters, t, steps, need = max(short)
+    if cfg.iters is None:
+        log.warning(
+            "train.epochs=%d is too few for %s's %s: %s only from epoch %d",
+            *(cfg.epochs, method.name, need.setting, need.effect, need.epochs),
         )
+        return
+    raise ConfigError(
+        f"train.iters={cfg.iters} makes {math.ceil(cfg.iters / steps)} passes of {steps} steps "
+        f"over experience {t + 1}, but with {method.name}'s {need.setting} {need.effect} only "
+        f"from pass {need.epochs}: set train.iters >= {iters} or lower {need.setting.split('=')[0]}"
+    )
 
 
 def train_experience(
