@@ -36,7 +36,9 @@ class TrainConfig:
     epochs: int = 1
     """Epochs per experience (ignored when ``iters`` is set)."""
     iters: int | None = None
-    """Fixed number of iterations per experience (as in the BI-R code); overrides ``epochs``."""
+    """Fixed number of iterations per experience (as in the BI-R code); overrides ``epochs``.
+    They run as passes over the data (epochs, the last one partial), so epoch-counted
+    schedules keep their meaning."""
     batch_size: int = 32
     """Examples of the current experience per step."""
     eval_batch_size: int = 1000

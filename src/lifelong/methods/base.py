@@ -146,7 +146,11 @@ class Method(nn.Module):
         return configured
 
     def after_epoch(self, experience: Experience, epoch: int) -> None:
-        """Called after each epoch (or after the iterations) of ``experience``."""
+        """Called after each epoch of ``experience``: one pass over its data.
+
+        Under ``train.iters`` the iterations are split into passes (the last one partial), so
+        ``epoch`` counts passes there too.
+        """
 
     def after_experience(self, experience: Experience) -> None:
         """Called after training on ``experience``, before it is evaluated."""

@@ -33,8 +33,9 @@ class SARLConfig(DERConfig):
     sim_thresh: float = 0.8
     """Cosine similarity above which two classes are grouped as semantically similar."""
     warmup_epochs: int = 5
-    """Epochs of each experience (after the first) before distillation and grouping (the official
-    scripts define 3 but never pass it, so their effective value is this default, 5)."""
+    """Epochs (passes, also under ``train.iters``) of each experience after the first before
+    distillation and grouping (the official scripts define 3 but never pass it, so their
+    effective value is this default, 5)."""
     lr_steps: tuple[int, ...] = (70, 90)
     """Epochs at which the learning rate is divided by 10 (schedule restarts every experience)."""
     recalibration_batch_size: int = 32
