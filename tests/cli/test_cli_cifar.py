@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -149,9 +150,25 @@ def write_cifar100(root: Path, per_class: int) -> Path:
     return root
 
 
+def _small_gcil(monkeypatch: pytest.MonkeyPatch, phases: int, samples_per_phase: int) -> None:
+    """Make the GCIL scenarios build ``phases`` phases of ``samples_per_phase`` samples."""
+    from lifelong.data import gcil
+
+    full = gcil.gcil_experiences
+
+    def small(data: Any, weights: Any) -> Any:
+        # class_upper well below samples_per_phase: every chosen class must appear in a phase
+        return full(data, weights, phases, 5, samples_per_phase)
+
+    monkeypatch.setattr(gcil, "gcil_experiences", small)
+
+
 @pytest.mark.parametrize("dataset", ["gcil-cifar100", "gcil-cifar100-longtail"])
-def test_sarl_runs_on_gcil_cifar100(cli, tmp_path: Path, dataset: str) -> None:
+def test_sarl_runs_on_gcil_cifar100(
+    cli, tmp_path: Path, dataset: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = write_cifar100(tmp_path / "data", per_class=3)
+    _small_gcil(monkeypatch, phases=4, samples_per_phase=60)
     run_dir = tmp_path / "run"
     args = ["--method", "sarl", "--dataset", dataset, "--data-root", root, "--epochs", "1"]
     args += ["--backbone", "sparse_resnet18", "--set", "backbone.nf=4", "--batch-size", "16"]
@@ -160,6 +177,49 @@ def test_sarl_runs_on_gcil_cifar100(cli, tmp_path: Path, dataset: str) -> None:
     results = json.loads((run_dir / "results.json").read_text())
     assert results["completed"]
     assert list(results["protocols"]) == ["class-il"]  # task-IL is meaningless for GCIL
+    assert results["num_experiences"] == 4
+
+
+@pytest.mark.parametrize("dataset", ["gcil-cifar100", "gcil-cifar100-longtail"])
+def test_gcil_on_too_small_a_cifar100_is_one_line_error(cli, tmp_path: Path, dataset: str) -> None:
+    # 300 training images cannot fill 20 phases of 1000 samples; the old code trained on a
+    # shorter stream without a word
+    root = write_cifar100(tmp_path / "data", per_class=3)
+    args = ["--method", "finetune", "--dataset", dataset, "--data-root", root, "--epochs", "1"]
+    args += ["--backbone", "sparse_resnet18", "--set", "backbone.nf=4", "--batch-size", "16"]
+    result = cli("run", *FAST, "--run-dir", tmp_path / "run", *args)
+    assert result.code == 2, (result.code, result.err)
+    assert "Traceback" not in result.err
+    (line,) = result.err.splitlines()
+    assert line.startswith("lifelong: error: GCIL asks for 20 phases of 1000 samples"), line
+    for needle in ("hold 300 training images", "enough for 0 phases", "samples_per_phase"):
+        assert needle in line, line
+
+
+@pytest.mark.parametrize("archive", [None, b"a partial download"])
+def test_cifar_download_failure_is_one_line_error(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, archive: bytes | None
+) -> None:
+    """No network (and maybe a corrupt archive in the folder): exit 2, one line, no traceback."""
+    import urllib.error
+    import urllib.request
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("[Errno 101] Network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    root = tmp_path / "data"
+    if archive is not None:
+        root.mkdir()
+        (root / "cifar-10-python.tar.gz").write_bytes(archive)
+    args = ["--method", "finetune", "--dataset", "seq-cifar10", "--data-root", root, "--download"]
+    result = cli("run", *FAST, "--run-dir", tmp_path / "run", *args)
+    assert result.code == 2, (result.code, result.err)
+    assert "Traceback" not in result.err
+    (line,) = result.err.splitlines()
+    assert line.startswith(f"lifelong: error: cannot download CIFAR-10 into {root}: "), line
+    assert "Network is unreachable" in line and "cifar-10-python.tar.gz by hand" in line
+    assert ("does not match its official md5 checksum" in line) == (archive is not None)
 
 
 def test_pretrain_writes_conv_layers_that_load(cli, tmp_path: Path) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from lifelong.data.gcil import _draw_phase, gcil_experiences
 from lifelong.data.tensors import ImageSet, TrainTest
+from lifelong.errors import DataError
 
 
 def _data(classes: int = 30, per_class: int = 60) -> TrainTest:
@@ -78,3 +80,22 @@ def test_longtail_weights_favour_low_class_ids() -> None:
     assert 4 < low / high < 6.5
     low, high = _two_class_counts("unif")
     assert 0.8 < low / high < 1.25
+
+
+def test_too_small_training_set_is_an_error_not_a_shorter_stream() -> None:
+    # 300 images cannot fill 8 phases of 100 samples: the old loop built 3 phases without a word
+    with pytest.raises(DataError) as err:
+        gcil_experiences(_data(classes=30, per_class=10), "unif", phases=8, samples_per_phase=100)
+    message = str(err.value)
+    assert "\n" not in message
+    for needle in ("8 phases of 100 samples", "800 training images", "hold 300 training"):
+        assert needle in message, message
+    assert "enough for 3 phases" in message and "lower phases, or samples_per_phase" in message
+
+
+def test_exactly_enough_images_builds_every_phase() -> None:
+    experiences, _ = gcil_experiences(
+        _data(classes=30, per_class=10), "longtail", phases=3, samples_per_phase=100
+    )
+    assert len(experiences) == 3
+    assert all(0 < len(exp.train) <= 100 for exp in experiences)

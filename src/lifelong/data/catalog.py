@@ -114,9 +114,10 @@ def mnist360(cfg: DatasetConfig, seed: int) -> Stream:
 
 def gcil_cifar100(weights: str) -> Callable[[DatasetConfig, int], Stream]:
     """GCIL on CIFAR-100: 20 phases of 1000 samples, uniform or long-tailed class weights."""
-    from lifelong.data.gcil import gcil_experiences
 
     def build(cfg: DatasetConfig, seed: int) -> Stream:
+        from lifelong.data.gcil import gcil_experiences
+
         data = _load_cifar100(cfg.root, cfg.download)
         experiences, data = gcil_experiences(data, "unif" if weights == "unif" else "longtail")
         name = "gcil-cifar100" + ("" if weights == "unif" else "-longtail")

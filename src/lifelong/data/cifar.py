@@ -12,6 +12,7 @@ read-only copy works. ``download=True`` asks torchvision to fetch and unpack the
 from __future__ import annotations
 
 import logging
+import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -88,11 +89,32 @@ def _check_folder(base: Path, folder: str, dataset: str) -> Path:
 
 
 def _download(base: Path, dataset: str) -> None:
+    """Fetch and unpack the official archive with torchvision, unless its files are there.
+
+    Raises:
+        DataError: if the download, the archive's md5 check or the unpacking fails (no network,
+            a partial or altered archive), naming the folder and how to get the files by hand.
+    """
     from torchvision import datasets
+    from torchvision.datasets.utils import check_integrity
 
     tv_class = datasets.CIFAR10 if dataset == "CIFAR-10" else datasets.CIFAR100
     log.info("downloading %s into %s (if not already there)", dataset, base)
-    tv_class(root=str(base), train=True, download=True)
+    try:
+        tv_class(root=str(base), train=True, download=True)
+    except (OSError, RuntimeError, EOFError, tarfile.TarError) as err:
+        archive = base / tv_class.filename
+        reason = f"{type(err).__name__}: {' '.join(str(err).split())}"
+        if archive.is_file() and not check_integrity(str(archive), tv_class.tgz_md5):
+            reason = (
+                f"{archive} does not match its official md5 checksum (a partial or altered "
+                f"download; delete it), and no good copy could be fetched ({reason})"
+            )
+        raise DataError(
+            f"cannot download {dataset} into {base}: {reason}; download {tv_class.url} by hand, "
+            f"unpack it into {base} (giving {base / tv_class.base_folder}/) and run again "
+            "without --download"
+        ) from err
 
 
 def load_cifar10(root: str, download: bool = False) -> TrainTest:

@@ -5,7 +5,9 @@ classes with unused training data), then ``samples_per_phase`` draws among them,
 long-tailed (weight ``0.984 ** class``, about 20x between the first and the last class of
 CIFAR-100), repeated until every chosen class appears. Samples are used at most once; a class can
 come back in a later phase with new samples. Labels are renumbered in order of first appearance,
-and each phase's test set holds the test images of every class seen so far.
+and each phase's test set holds the test images of every class seen so far. The training set must
+hold at least ``phases * samples_per_phase`` images (20,000 of CIFAR-100's 50,000 by default);
+a smaller one is a :class:`~lifelong.errors.DataError`, not a shorter stream.
 
 Differences from the reference (CLS-ER's ``GCIL_CIFAR100``): it uses NumPy's legacy global
 generator seeded with ``gil_seed``, which also resets the generator its buffer uses; we use our
@@ -22,6 +24,7 @@ import torch
 
 from lifelong.data.stream import Experience
 from lifelong.data.tensors import ImageSet, TrainTest
+from lifelong.errors import DataError
 
 Weights = Literal["unif", "longtail"]
 LONGTAIL_BASE = 0.984
@@ -46,6 +49,17 @@ def _draw_phase(
             return {c: min(n, len(remaining[c])) for c, n in counts.items()}
 
 
+def _too_few_images(phases: int, samples_per_phase: int, available: int) -> DataError:
+    """The one-line error for data that cannot fill ``phases`` phases of ``samples_per_phase``."""
+    return DataError(
+        f"GCIL asks for {phases} phases of {samples_per_phase} samples "
+        f"({phases * samples_per_phase} training images, each used once) but the data hold "
+        f"{available} training images, enough for {available // samples_per_phase} phases; "
+        "use the complete training set (CIFAR-100: 50,000 images), or lower phases, or "
+        "samples_per_phase together with class_upper"
+    )
+
+
 def gcil_experiences(
     data: TrainTest,
     weights: Weights,
@@ -54,7 +68,14 @@ def gcil_experiences(
     samples_per_phase: int = 1000,
     gil_seed: int = 1993,
 ) -> tuple[tuple[Experience, ...], TrainTest]:
-    """Build the GCIL phases; also return the data with labels in first-appearance order."""
+    """Build the GCIL phases; also return the data with labels in first-appearance order.
+
+    Raises:
+        DataError: if the training set holds fewer than ``phases * samples_per_phase`` images,
+            so that fewer phases than asked (or phases short of samples) would be built.
+    """
+    if phases * samples_per_phase > len(data.train):
+        raise _too_few_images(phases, samples_per_phase, len(data.train))
     rng = np.random.default_rng(gil_seed)
     labels = data.train.y.numpy()
     remaining = {
@@ -62,8 +83,8 @@ def gcil_experiences(
     }
     plans = []
     for _ in range(phases):
-        if not any(remaining.values()):
-            break
+        if not any(remaining.values()):  # cannot happen after the check above; never go short
+            raise _too_few_images(phases, samples_per_phase, len(data.train))
         counts = _draw_phase(rng, remaining, weights, class_upper, samples_per_phase)
         picked = {c: [remaining[c].pop() for _ in range(n)] for c, n in counts.items()}
         plans.append(picked)
