@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import pickle
 import re
 import struct
 import tarfile
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -224,6 +229,61 @@ def test_safe_load_only_latin1_codecs(tmp_path: Path) -> None:
         safe_load(path, BYTES_GLOBALS)
 
 
+class _Served(io.BytesIO):
+    """What a patched ``urlopen`` answers: the given bytes, as if from the requested URL."""
+
+    def __init__(self, url: str, content: bytes) -> None:
+        super().__init__(content)
+        self.url, self.length = url, len(content)
+
+
+def _offline(monkeypatch: pytest.MonkeyPatch, serves: bytes | None) -> list[str]:
+    """Patch ``urllib.request.urlopen`` so no test reaches the network; return the URLs asked.
+
+    ``serves=None`` fails as without a network; bytes are answered as the file's content.
+    """
+    asked: list[str] = []
+
+    def urlopen(request: urllib.request.Request | str, *args: object, **kwargs: object) -> _Served:
+        url = request.full_url if isinstance(request, urllib.request.Request) else request
+        asked.append(url)
+        if serves is None:
+            raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+        return _Served(url, serves)
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    return asked
+
+
+@pytest.mark.parametrize("loader", [load_cifar10, load_cifar100])
+def test_cifar_download_without_network_is_one_data_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loader: Callable[..., object]
+) -> None:
+    asked = _offline(monkeypatch, serves=None)
+    with pytest.raises(DataError) as err:  # torchvision's URLError before the fix
+        loader(str(tmp_path), download=True)
+    message = str(err.value)
+    assert asked and all("cs.toronto.edu" in url for url in asked)
+    assert "\n" not in message and f"into {tmp_path}:" in message
+    assert "URLError" in message and "Temporary failure in name resolution" in message
+    assert f"download {asked[0]} by hand" in message and "without --download" in message
+
+
+@pytest.mark.parametrize("network", ["down", "serves the wrong bytes"])
+def test_cifar_download_with_a_corrupt_archive_is_one_data_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, network: str
+) -> None:
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    archive.write_bytes(b"the first bytes of a partial download")
+    _offline(monkeypatch, serves=None if network == "down" else b"not the CIFAR archive")
+    with pytest.raises(DataError) as err:  # URLError / RuntimeError before the fix
+        load_cifar10(str(tmp_path), download=True)
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"{archive} does not match its official md5 checksum" in message
+    assert "cifar-10-python.tar.gz by hand" in message and str(tmp_path) in message
+
+
 # ---------------------------------------------------------------------------------------------
 # Tiny-ImageNet fixtures and tests
 
@@ -346,6 +406,81 @@ def test_tiny_imagenet_wrong_size_and_missing_val_file(tmp_path: Path) -> None:
     (base / "val" / "images" / "val_3.JPEG").unlink()
     with pytest.raises(DataError, match=r"val_3\.JPEG, which is missing"):
         load_tiny_imagenet(str(tmp_path))
+
+
+MIRROR_EXTRAS = ["n02480855", "n10148035"]  # the two extra classes of a 202-class mirror
+
+
+def _write_tiny_classes(base: Path, listed: list[str], folders: list[str]) -> None:
+    """A Tiny-ImageNet layout: ``listed`` in wnids.txt, one train and one val image per folder."""
+    base.mkdir(parents=True)
+    (base / "wnids.txt").write_text("\n".join(listed) + "\n")
+    lines = []
+    for k, wnid in enumerate(folders):
+        colour = (k % 251, 40, 200)
+        _jpeg(base / "train" / wnid / "images" / f"{wnid}_0.JPEG", colour, size=8)
+        _jpeg(base / "val" / "images" / f"val_{k}.JPEG", colour, size=8)
+        lines.append(f"val_{k}.JPEG\t{wnid}\t0\t0\t7\t7")
+    (base / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_tiny_imagenet_names_listed_classes_without_a_train_folder(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _write_tiny(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="lifelong.data.tinyimagenet"):
+        assert load_tiny_imagenet(str(tmp_path)).num_classes == 3
+    (record,) = caplog.records
+    assert "2 classes listed in" in record.getMessage()
+    assert all(wnid in record.getMessage() for wnid in TINY_ABSENT)
+
+
+def test_tiny_imagenet_mirror_extras_are_named_and_never_replace_official_classes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    official = ["n01443537", "n09428293", "n12267677"]  # the last two sort after both extras
+    listed = sorted(official + MIRROR_EXTRAS)
+    _write_tiny_classes(tmp_path / "tiny-imagenet-200", listed, [*listed, "n99999999"])
+    with caplog.at_level(logging.WARNING, logger="lifelong.data.tinyimagenet"):
+        tt = load_tiny_imagenet(str(tmp_path), size=8)
+    assert tt.class_names == tuple(official)  # no words.txt: the wnids themselves
+    assert tt.train.y.tolist() == [0, 1, 2] and tt.test.y.tolist() == [0, 1, 2]
+    messages = [r.getMessage() for r in caplog.records]
+    (extras,) = [m for m in messages if "not among the 200 official" in m]
+    assert "leaving out 2 classes" in extras and all(w in extras for w in MIRROR_EXTRAS)
+    (unlisted,) = [m for m in messages if "not listed in" in m]
+    assert "ignoring 1 train folders" in unlisted and "n99999999" in unlisted
+
+
+def test_seq_tinyimg_on_a_202_class_mirror_keeps_the_200_official_classes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from lifelong.data.catalog import build_stream
+    from lifelong.data.scenarios import DatasetConfig
+
+    listed = sorted(tinyimagenet.OFFICIAL_WNIDS | set(MIRROR_EXTRAS))
+    assert len(listed) == 202
+    _write_tiny_classes(tmp_path / "tiny-imagenet-200", listed, listed)
+    with caplog.at_level(logging.WARNING):
+        stream = build_stream(DatasetConfig("seq-tinyimg", str(tmp_path), image_size=8), 0)
+    # before: 202 classes, the last two in sorted order (n09428293, n12267677: official ones)
+    # dropped as "classes that do not fill an experience", the two extras kept
+    assert len(stream) == 10 and set(stream.class_names) == tinyimagenet.OFFICIAL_WNIDS
+    assert sorted(c for exp in stream for c in exp.classes) == list(range(200))
+    assert "dropping" not in caplog.text
+    assert all(wnid in caplog.text for wnid in MIRROR_EXTRAS)
+
+
+def test_official_wnids_hold_the_200_classes_of_the_release() -> None:
+    wnids = sorted(tinyimagenet.OFFICIAL_WNIDS)
+    assert len(wnids) == 200 and all(re.fullmatch(r"n\d{8}", w) for w in wnids)
+    assert not set(MIRROR_EXTRAS) & tinyimagenet.OFFICIAL_WNIDS
+    if SHARED_TARBALL.is_file():  # the shared subset is every 10th official wnid, sorted
+        with tarfile.open(SHARED_TARBALL) as tar:
+            member = tar.extractfile("tiny-imagenet-200/wnids.txt")
+            assert member is not None
+            subset = sorted(member.read().decode().split())
+        assert wnids[::10] == subset
 
 
 @pytest.mark.data

@@ -4,7 +4,11 @@ The official layout is read, either ``<root>/tiny-imagenet-200/`` or ``<root>`` 
 ``wnids.txt``, ``words.txt``, ``train/<wnid>/images/*.JPEG``, ``val/images/*.JPEG`` and
 ``val/val_annotations.txt`` (tab-separated: file name, wnid, bounding box). The classes are the
 wnids listed in ``wnids.txt`` that have a train folder, sorted and labelled 0..C-1; the test split
-is the val images of those classes (the official test split has no labels). Decoded images are
+is the val images of those classes (the official test split has no labels). Train folders missing
+from ``wnids.txt``, and listed wnids without a train folder, are named in a warning. When the
+folder holds official classes, any class outside the 200 of the official release (an unofficial
+mirror ships 202) is left out, with a warning naming it, so that an extra class never pushes an
+official one out of a 10 x 20 split. Decoded images are
 cached (see :mod:`lifelong.data.imagefolder`), so only the first load decodes the JPEGs.
 ``download=True`` fetches and unpacks the official zip when the folder is missing.
 """
@@ -36,6 +40,34 @@ log = logging.getLogger(__name__)
 TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 _FOLDER = "tiny-imagenet-200"
 _SIZE = 64
+_OFFICIAL_LIST = """
+    n01443537 n01629819 n01641577 n01644900 n01698640 n01742172 n01768244 n01770393 n01774384
+    n01774750 n01784675 n01855672 n01882714 n01910747 n01917289 n01944390 n01945685 n01950731
+    n01983481 n01984695 n02002724 n02056570 n02058221 n02074367 n02085620 n02094433 n02099601
+    n02099712 n02106662 n02113799 n02123045 n02123394 n02124075 n02125311 n02129165 n02132136
+    n02165456 n02190166 n02206856 n02226429 n02231487 n02233338 n02236044 n02268443 n02279972
+    n02281406 n02321529 n02364673 n02395406 n02403003 n02410509 n02415577 n02423022 n02437312
+    n02480495 n02481823 n02486410 n02504458 n02509815 n02666196 n02669723 n02699494 n02730930
+    n02769748 n02788148 n02791270 n02793495 n02795169 n02802426 n02808440 n02814533 n02814860
+    n02815834 n02823428 n02837789 n02841315 n02843684 n02883205 n02892201 n02906734 n02909870
+    n02917067 n02927161 n02948072 n02950826 n02963159 n02977058 n02988304 n02999410 n03014705
+    n03026506 n03042490 n03085013 n03089624 n03100240 n03126707 n03160309 n03179701 n03201208
+    n03250847 n03255030 n03355925 n03388043 n03393912 n03400231 n03404251 n03424325 n03444034
+    n03447447 n03544143 n03584254 n03599486 n03617480 n03637318 n03649909 n03662601 n03670208
+    n03706229 n03733131 n03763968 n03770439 n03796401 n03804744 n03814639 n03837869 n03838899
+    n03854065 n03891332 n03902125 n03930313 n03937543 n03970156 n03976657 n03977966 n03980874
+    n03983396 n03992509 n04008634 n04023962 n04067472 n04070727 n04074963 n04099969 n04118538
+    n04133789 n04146614 n04149813 n04179913 n04251144 n04254777 n04259630 n04265275 n04275548
+    n04285008 n04311004 n04328186 n04356056 n04366367 n04371430 n04376876 n04398044 n04399382
+    n04417672 n04456115 n04465501 n04486054 n04487081 n04501370 n04507155 n04532106 n04532670
+    n04540053 n04560804 n04562935 n04596742 n04597913 n06596364 n07579787 n07583066 n07614500
+    n07615774 n07695742 n07711569 n07715103 n07720875 n07734744 n07747607 n07749582 n07753592
+    n07768694 n07871810 n07873807 n07875152 n07920052 n09193705 n09246464 n09256479 n09332890
+    n09428293 n12267677
+"""
+OFFICIAL_WNIDS = frozenset(_OFFICIAL_LIST.split())
+"""The 200 wnids of the official release's ``wnids.txt`` (every 10th, sorted, is the 20-class
+subset in the shared data folder)."""
 
 
 def _locate(base: Path) -> Path:
@@ -135,15 +167,49 @@ def _val_files(directory: Path, wnids: list[str]) -> tuple[list[Path], torch.Ten
     return files, torch.tensor(labels, dtype=torch.int64)
 
 
+def _listed_with_folders(directory: Path) -> list[str]:
+    """The wnids of ``wnids.txt`` that have a train folder, sorted; warn about the others."""
+    listed = list(dict.fromkeys(w for w in _read_lines(directory / "wnids.txt") if w))
+    train = directory / "train"
+    folders = {p.name for p in train.iterdir() if p.is_dir()} if train.is_dir() else set()
+    unlisted = sorted(folders - set(listed))
+    if unlisted:
+        log.warning(
+            "Tiny-ImageNet: ignoring %d train folders not listed in %s: %s",
+            len(unlisted), directory / "wnids.txt", " ".join(unlisted),
+        )  # fmt: skip
+    missing = [w for w in listed if w not in folders]
+    if missing and len(missing) < len(listed):
+        log.warning(
+            "Tiny-ImageNet: %d classes listed in %s have no folder in %s: %s",
+            len(missing), directory / "wnids.txt", train, " ".join(missing),
+        )  # fmt: skip
+    if len(listed) >= len(OFFICIAL_WNIDS):  # claims to be the full set: name absent classes
+        absent = sorted(OFFICIAL_WNIDS - set(listed))
+        if absent:
+            log.warning(
+                "Tiny-ImageNet: %s lists %d classes but not these of the official 200: %s",
+                directory / "wnids.txt", len(listed), " ".join(absent),
+            )  # fmt: skip
+    return sorted(w for w in listed if w in folders)
+
+
 def _find_wnids(directory: Path) -> list[str]:
-    listed = [w for w in _read_lines(directory / "wnids.txt") if w]
-    wnids = sorted({w for w in listed if (directory / "train" / w).is_dir()})
-    if not wnids:
+    present = _listed_with_folders(directory)
+    if not present:
         raise DataError(
-            f"none of the {len(listed)} classes in {directory / 'wnids.txt'} has a folder in "
+            f"none of the classes in {directory / 'wnids.txt'} has a folder in "
             f"{directory / 'train'}; unpack the full archive ({TINY_IMAGENET_URL})"
         )
-    return wnids
+    extra = [w for w in present if w not in OFFICIAL_WNIDS]
+    if extra and len(extra) < len(present):
+        log.warning(
+            "Tiny-ImageNet: leaving out %d classes of %s that are not among the 200 official "
+            "ones (an unofficial copy): %s",
+            len(extra), directory, " ".join(extra),
+        )  # fmt: skip
+        return [w for w in present if w in OFFICIAL_WNIDS]
+    return present
 
 
 def load_tiny_imagenet(root: str, download: bool = False, size: int = _SIZE) -> TrainTest:
