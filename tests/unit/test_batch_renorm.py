@@ -11,7 +11,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from lifelong.errors import ConfigError
-from lifelong.nn.batch_renorm import BatchRenorm2d
+from lifelong.nn.batch_renorm import BatchRenorm2d, WarmStartBatchNorm2d, recalibrate
 
 EPS = 1e-5
 
@@ -26,7 +26,20 @@ def _two_channel_layer() -> BatchRenorm2d:
         brn.running_std.copy_(torch.tensor([0.5, 1.0]))
         brn.weight.copy_(torch.tensor([2.0, 1.0]))
         brn.bias.copy_(torch.tensor([1.0, 0.0]))
+    brn.mark_estimated()  # set statistics move at the momentum's rate, not a warm-up's
     return brn
+
+
+def test_fresh_statistics_warm_up_from_the_first_batch_then_average() -> None:
+    brn = BatchRenorm2d(2, eps=EPS, momentum=0.01).train()
+    x = _two_channel_input()
+    brn(x)  # a fresh layer: its placeholders (0, 1) are replaced, not kept at weight 0.99
+    torch.testing.assert_close(brn.running_mean, torch.tensor([2.0, 5.0]))
+    torch.testing.assert_close(brn.running_std, torch.tensor([math.sqrt(1 + EPS), math.sqrt(EPS)]))
+    brn(x + 1.0)  # the second batch counts half: w = 0.99 + 1
+    torch.testing.assert_close(brn.running_mean, torch.tensor([2.0, 5.0]) + 1 / 1.99)
+    brn.set_incremental(5e-5)  # then the reference's rate, exactly
+    assert float(brn.stats_weight) == pytest.approx(1 / 5e-5)
 
 
 def _two_channel_input() -> torch.Tensor:
@@ -78,6 +91,7 @@ def _random_stats(brn: BatchRenorm2d, seed: int) -> None:
         brn.running_std.copy_(torch.rand(c, generator=g) + 0.5)
         brn.weight.copy_(torch.randn(c, generator=g))
         brn.bias.copy_(torch.randn(c, generator=g))
+    brn.mark_estimated()  # set statistics: EMA at the momentum from the start
 
 
 def test_equals_batch_norm_when_r_max_is_1_and_d_max_is_0() -> None:
@@ -172,12 +186,14 @@ def test_set_incremental_fixes_the_caps_and_slows_the_statistics() -> None:
 def test_from_batch_norm_converts_gamma_beta_mean_and_std() -> None:
     bn = nn.BatchNorm2d(3)
     g = torch.Generator().manual_seed(0)
+    assert bn.running_mean is not None and bn.running_var is not None
     with torch.no_grad():
         bn.weight.copy_(torch.randn(3, generator=g))
         bn.bias.copy_(torch.randn(3, generator=g))
         bn.running_mean.copy_(torch.randn(3, generator=g))
         bn.running_var.copy_(torch.rand(3, generator=g) + 0.5)
     brn = BatchRenorm2d.from_batch_norm(bn, momentum=0.02)
+    assert float(brn.stats_weight) == pytest.approx(1 / 0.02)  # trained: no warm-up
     torch.testing.assert_close(brn.weight.detach(), bn.weight.detach())
     torch.testing.assert_close(brn.bias.detach(), bn.bias.detach())
     torch.testing.assert_close(brn.running_mean, bn.running_mean)
@@ -217,3 +233,24 @@ def test_state_dict_round_trip_keeps_stats_caps_and_settings(tmp_path: Path) -> 
 def test_invalid_settings_are_config_errors(r_max: float, d_max: float, momentum: float) -> None:
     with pytest.raises(ConfigError, match="batch renorm"):
         BatchRenorm2d(2, momentum=momentum, r_max=r_max, d_max=d_max)
+
+
+def test_warm_start_batch_norm_takes_the_first_batch_then_its_momentum() -> None:
+    bn = WarmStartBatchNorm2d(2, eps=EPS, momentum=0.01).train()
+    x = _two_channel_input()
+    bn(x)
+    torch.testing.assert_close(bn.running_mean, torch.tensor([2.0, 5.0]))
+    assert bn.momentum == pytest.approx(0.01)  # restored after the warm-up step
+    bn.mark_estimated()
+    bn(x + 1.0)
+    torch.testing.assert_close(bn.running_mean, torch.tensor([2.01, 5.01]))
+
+
+def test_recalibrate_averages_batch_statistics_and_restores_the_schedule() -> None:
+    brn = _two_channel_layer().eval()
+    x = _two_channel_input()
+    recalibrate([brn], brn, [x, x + 2.0])
+    torch.testing.assert_close(brn.running_mean, torch.tensor([3.0, 6.0]))  # plain average
+    assert not brn.training and float(brn.momentum) == pytest.approx(0.1)
+    assert float(brn.r_max) == pytest.approx(1.5) and float(brn.d_max) == pytest.approx(0.5)
+    assert float(brn.stats_weight) == pytest.approx(10.0)

@@ -29,7 +29,7 @@ from torch import nn
 from lifelong.backbones import BACKBONES, Backbone, BackboneSpec
 from lifelong.backbones.split import cut
 from lifelong.errors import ConfigError, DataError
-from lifelong.nn.batch_renorm import BatchRenorm2d
+from lifelong.nn.batch_renorm import BatchRenorm2d, WarmStartBatchNorm2d
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,16 @@ SPLIT_POINTS: tuple[str, ...] = (
 """Every layer in forward order, by its Caffe name."""
 
 _SCHEDULE_LEAVES = frozenset(
-    {"r_max", "d_max", "max_r_max", "max_d_max", "inc_step", "momentum", "num_batches_tracked"}
+    {
+        "r_max",
+        "d_max",
+        "max_r_max",
+        "max_d_max",
+        "inc_step",
+        "momentum",
+        "stats_weight",
+        "num_batches_tracked",
+    }
 )
 """Norm-layer buffers a weights file may lack or carry for the other norm type."""
 
@@ -70,7 +79,7 @@ class MobileNetConfig:
     width: float = 1.0
     """Width multiplier: every layer has round(width * C) channels, at least 8."""
     batch_renorm: bool = True
-    """Norm layers are BatchRenorm2d (True, as AR1*) or nn.BatchNorm2d (False)."""
+    """Norm layers are BatchRenorm2d (True, as AR1*) or batch norm (False; WarmStartBatchNorm2d)."""
     pretrained: str | None = None
     """Local weights file (pytorchcv mobilenet_w1 names or ours); None: random initialisation."""
     norm_momentum: float = 0.01
@@ -86,7 +95,12 @@ class MobileNetConfig:
 
 
 class ConvBlock(nn.Module):
-    """Conv (no bias) → batch renorm or batch norm → ReLU."""
+    """Conv (no bias) → batch renorm or batch norm → ReLU.
+
+    Both norms warm their running statistics up from the first batch (bias-corrected rate, see
+    :class:`BatchRenorm2d`); ``nn.BatchNorm2d``'s plain EMA would keep mean 0 / variance 1
+    placeholders for evaluation under short schedules.
+    """
 
     def __init__(
         self,
@@ -106,7 +120,7 @@ class ConvBlock(nn.Module):
         self.norm: nn.Module = (
             BatchRenorm2d(out_channels, momentum=momentum)
             if batch_renorm
-            else nn.BatchNorm2d(out_channels, momentum=momentum)
+            else WarmStartBatchNorm2d(out_channels, momentum=momentum)
         )
         self.act = nn.ReLU()
 
@@ -150,6 +164,7 @@ class MobileNetV1(Backbone):
         self.layers = nn.Sequential(OrderedDict(layers))
         self.in_channels = image_shape[0]
         self.feature_dim = in_ch
+        self.pretrained = cfg.pretrained  # AR1* warns when frozen lower layers are random
         self.head = nn.Linear(in_ch, num_classes, bias=False)
         for key, module in self.layers.named_modules():
             if isinstance(module, nn.Conv2d):  # pytorchcv's scheme: He-normal, keeps the scale
@@ -243,7 +258,9 @@ def load_pretrained(model: MobileNetV1, path: str | Path) -> None:
     σ = sqrt(running_var) (and back, σ², into a batch-norm model). The head is loaded only when
     its class count matches (otherwise it keeps its initialisation, logged); pytorchcv's
     classifier bias is dropped (our head has none). The batch-renorm schedule buffers keep their
-    values unless the file holds them.
+    values unless the file holds them; statistics from a file without the batch-renorm weight
+    behind them (``stats_weight``, e.g. pytorchcv's) count as estimated (see
+    :meth:`BatchRenorm2d.mark_estimated`).
 
     Raises:
         DataError: if the file is missing or unreadable, or its names or shapes do not fit.
@@ -292,6 +309,10 @@ def load_pretrained(model: MobileNetV1, path: str | Path) -> None:
         raise DataError(f"pretrained weights {path} lack {', '.join(missing[:3])}; {fix}")
     target.update(loaded)
     model.load_state_dict(target)
+    for key, module in model.named_modules():
+        warm_start = (BatchRenorm2d, WarmStartBatchNorm2d)
+        if isinstance(module, warm_start) and f"{key}.stats_weight" not in loaded:
+            module.mark_estimated()  # trained statistics: no warm-up that would overwrite them
     log.info("loaded pretrained MobileNetV1 weights from %s", path)
 
 

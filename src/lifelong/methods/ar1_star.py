@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
@@ -14,12 +15,14 @@ from lifelong.buffers.latent import LatentMemory
 from lifelong.data.stream import Experience
 from lifelong.errors import ConfigError
 from lifelong.methods.base import Method, MethodConfig, MethodContext, register
-from lifelong.nn.batch_renorm import BatchRenorm2d
+from lifelong.nn.batch_renorm import BatchRenorm2d, recalibrate
 from lifelong.nn.consolidated_head import ConsolidatedHead
 from lifelong.nn.synaptic_intelligence import SynapticIntelligence
 from lifelong.types import Batch, StepOutput
 
+log = logging.getLogger(__name__)
 ReplayLevel = Literal["latent", "input", "none"]
+RANDOM_FROZEN = "%s: the layers below %s are random and stay frozen; pass backbone.pretrained=FILE"
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,9 @@ class AR1Star(Method):
     ``reg_lambda`` uses the library's Synaptic Intelligence on the trainable conv and linear
     weights above the split (no normalisation layers, no head), ε = 1e-7, importance clipped
     at 0.001 and the penalty halved, as the reference describes; the reference's SI path
-    crashes with frozen layers, ours skips parameters without gradients.
+    crashes with frozen layers, ours skips parameters without gradients. After the first
+    experience the trained parts' norm statistics, averaged while the weights moved at ``lr``
+    and kept from then on, are re-estimated for the final weights (not needed from ImageNet).
     """
 
     name = "ar1_star"
@@ -119,11 +124,12 @@ class AR1Star(Method):
         head = self.net.head
         if not cfg.train_lower:
             self.lower.requires_grad_(False)
+            if getattr(backbone, "pretrained", None) is None:  # as BI-R's warning
+                log.warning(RANDOM_FROZEN, self.name, split)
         has_bias = head.bias is not None
         self.consolidated = ConsolidatedHead(ctx.num_classes, head.in_features, has_bias)
         self.consolidated.to(ctx.device)
-        dtype = torch.float16 if cfg.memory_fp16 else torch.float32
-        self.memory = LatentMemory(cfg.rm_sz, dtype)
+        self.memory = LatentMemory(cfg.rm_sz, torch.float16 if cfg.memory_fp16 else torch.float32)
         self.register_buffer("experiences_done", torch.zeros((), dtype=torch.int64))
         self.register_buffer("incremental", torch.zeros((), dtype=torch.bool))
         self.collected: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -237,10 +243,7 @@ class AR1Star(Method):
         return StepOutput(loss.detach(), {k: v.detach() for k, v in terms.items()})
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        """Restore the optimiser; a checkpoint of the incremental phase rebuilds it first.
-
-        The method's own buffers (``incremental``) are loaded before this is called.
-        """
+        """Restore the optimiser; in the incremental phase (buffers loaded first) rebuild it."""
         if bool(self.incremental):
             self.start_incremental()
         super().set_extra_state(state)
@@ -254,9 +257,8 @@ class AR1Star(Method):
     def stores_inputs(self) -> bool:
         """Whether inputs are collected: native replay, or a lower part still in training.
 
-        While the lower part trains (``train_lower`` in the first experience) its activations
-        change every step, so the latents are computed after training, by one more pass over
-        the collected inputs, as the Caffe original does for its first batch.
+        A lower part in training changes its activations every step: its latents are computed
+        after training, by one more pass over the inputs (as Caffe for its first batch).
         """
         training_lower = self.cfg.train_lower and int(self.experiences_done) == 0
         return self.cfg.replay == "input" or training_lower
@@ -270,12 +272,21 @@ class AR1Star(Method):
         self.lower.train(was_training)
         return out
 
+    def recalibrate(self, patterns: torch.Tensor) -> None:
+        """Re-estimate the trained parts' norm statistics for their final weights (see class)."""
+        parts = [self.upper, self.lower] if self.cfg.train_lower else [self.upper]
+        chunks = patterns.split(self.step_size or 128)  # lazily: run with the norms training
+        latents = (self.lower(self.augment(x)) if self.stores_inputs else x for x in chunks)
+        recalibrate(parts, self.upper, latents)
+
     def after_experience(self, experience: Experience) -> None:
         """Consolidate the head, update the memory, load the consolidated head."""
         self.consolidated.consolidate(self.net.head)
         if self.collected:
             patterns = torch.cat([p for p, _ in self.collected])
             labels = torch.cat([y for _, y in self.collected])
+            if int(self.experiences_done) == 0:
+                self.recalibrate(patterns)
             if self.stores_inputs and self.cfg.replay == "latent":
                 patterns = self.latents_after_training(patterns)
             self.memory.update(patterns, labels, int(self.experiences_done), self.ctx.generator)
