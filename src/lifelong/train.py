@@ -194,7 +194,7 @@ def check_epoch_schedules(method: Method, stream: Stream, cfg: TrainConfig, star
             short.append(((need.epochs - 1) * steps + 1, t, steps, need))
     if not short:
         return
-    iters, t, steps, need = max(short)
+    iters, t, steps, need = max(short, key=lambda s: (s[0], -s[1]))  # the first longest
     if cfg.iters is None:
         log.warning(
             "train.epochs=%d is too few for %s's %s: %s only from epoch %d",
