@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +29,7 @@ from lifelong.report import write_plots
 from lifelong.results import read_results, results_dict, write_results
 from lifelong.run_logger import RunLogger, truncate_metrics
 from lifelong.seed import restore_rng_state, rng_state, seed_everything
-from lifelong.train import FitState, fit
+from lifelong.train import FitState, TrainConfig, fit
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -82,8 +85,12 @@ def build(cfg: RunConfig, stream: Stream | None = None) -> Built:
     return Built(stream, method, Evaluator(stream, cfg.train.eval_batch_size, device), generator)
 
 
-def prepare_run_dir(run_dir: Path, resume: bool) -> None:
-    """Create ``run_dir`` and check it is writable; refuse to start over an earlier run."""
+def check_destination(run_dir: Path, resume: bool) -> None:
+    """Fail before any work when ``run_dir`` cannot take this run; create nothing.
+
+    A new run needs a folder that holds no earlier run and can be created and written (its
+    nearest existing ancestor is a writable folder); a resumed run needs a writable folder.
+    """
     if not resume and any(
         (run_dir / name).exists() for name in ("config.yaml", CHECKPOINT, "results.json")
     ):
@@ -91,6 +98,24 @@ def prepare_run_dir(run_dir: Path, resume: bool) -> None:
             f"run directory {run_dir} already holds a run: continue it with --resume {run_dir} "
             "or choose another --run-dir"
         )
+    existing = run_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RunDirError(
+            f"cannot write to output folder {run_dir}: {existing} is a file; "
+            "choose another with --run-dir"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunDirError(
+            f"cannot write to output folder {run_dir} ({existing} is not writable): "
+            "choose another with --run-dir"
+        )
+
+
+def prepare_run_dir(run_dir: Path, resume: bool) -> None:
+    """Create ``run_dir`` and check it is writable; refuse to start over an earlier run."""
+    check_destination(run_dir, resume)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -117,8 +142,9 @@ def execute(
     ``visdom`` the step logs and accuracies also go to a running visdom server.
     """
     live = VisdomPlot(env=run_dir.name) if visdom else None
+    check_destination(run_dir, resume)
+    built = build(cfg)  # loads and validates the data before anything is written
     prepare_run_dir(run_dir, resume)
-    built = build(cfg)
     raw_config = cfg.to_raw()
     state = FitState()
     if resume:
@@ -170,7 +196,7 @@ def train_into(
     """Run the loop from ``state``, logging into ``run_dir`` and checkpointing every boundary."""
     logger = RunLogger(run_dir, cfg.train.log_every, tensorboard, live)
     logger.global_step = state.step
-    on_boundary = boundary_writer(built, run_dir, cfg.to_raw())
+    on_boundary = boundary_writer(built, run_dir, cfg.to_raw(), cfg.train, state.next_experience)
     try:
         return fit(
             built.method,
@@ -186,12 +212,41 @@ def train_into(
         logger.close()
 
 
+AUTO_CHECKPOINTS = 20
+"""With ``train.checkpoint_every: 0``, about this many checkpoints per stream."""
+
+
+def checkpoint_interval(every: int, num_experiences: int) -> int:
+    """Experiences between checkpoints: ``every``, or automatic (``every == 0``)."""
+    return every if every > 0 else max(1, math.ceil(num_experiences / AUTO_CHECKPOINTS))
+
+
 def boundary_writer(
-    built: Built, run_dir: Path, raw_config: dict[str, Any]
+    built: Built, run_dir: Path, raw_config: dict[str, Any], cfg: TrainConfig, start: int
 ) -> Callable[[FitState], None]:
-    """The experience-boundary callback: write the checkpoint, then the partial results."""
+    """The experience-boundary callback: when due, write the checkpoint, then partial results.
+
+    A checkpoint is due every ``checkpoint_interval`` experiences, at the first boundary
+    ``cfg.checkpoint_minutes`` after the previous one, and always after the last experience. A
+    resumed run restarts from the last checkpoint and repeats the experiences after it; with
+    the saved generator state it ends as an uninterrupted run would.
+
+    Args:
+        built: The run's method, stream and generator.
+        run_dir: Where the checkpoint and ``results.json`` go.
+        raw_config: The resolved config, copied into ``results.json``.
+        cfg: The loop settings that hold the checkpoint cadence.
+        start: Experiences already done when the loop starts (0, or the resumed checkpoint's).
+    """
+    total = len(built.stream)
+    interval = checkpoint_interval(cfg.checkpoint_every, total)
+    last = {"done": start, "time": time.monotonic()}
 
     def on_boundary(state: FitState) -> None:
+        done = state.next_experience
+        late = time.monotonic() - last["time"] >= 60 * cfg.checkpoint_minutes
+        if done < total and done - last["done"] < interval and not late:
+            return
         payload = {
             "format": 1,
             "method": built.method.state_dict(),
@@ -199,7 +254,8 @@ def boundary_writer(
             "state": dataclasses.asdict(state),
         }
         save_checkpoint(run_dir / CHECKPOINT, payload)
-        write_results(run_dir / "results.json", results_dict(state, len(built.stream), raw_config))
+        write_results(run_dir / "results.json", results_dict(state, total, raw_config))
+        last.update(done=done, time=time.monotonic())
 
     return on_boundary
 
