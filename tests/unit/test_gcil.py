@@ -90,7 +90,7 @@ def test_too_small_training_set_is_an_error_not_a_shorter_stream() -> None:
     assert "\n" not in message
     for needle in ("8 phases of 100 samples", "800 training images", "hold 300 training"):
         assert needle in message, message
-    assert "enough for 3 phases" in message and "lower phases, or samples_per_phase" in message
+    assert "enough for 3 phases" in message and "dataset.gcil_samples_per_phase" in message
 
 
 def test_exactly_enough_images_builds_every_phase() -> None:
@@ -99,3 +99,21 @@ def test_exactly_enough_images_builds_every_phase() -> None:
     )
     assert len(experiences) == 3
     assert all(0 < len(exp.train) <= 100 for exp in experiences)
+
+
+def test_many_classes_for_few_samples_still_ends_with_every_chosen_class():
+    # 50 classes for 60 samples: a plain redraw until every class appears would practically
+    # never end; the fallback gives each chosen class one sample
+    rng = np.random.default_rng(0)
+    remaining = {c: list(range(100)) for c in range(60)}
+    for _ in range(20):
+        counts = _draw_phase(rng, remaining, "unif", class_upper=50, samples=60)
+        assert all(n >= 1 for n in counts.values())
+        assert sum(counts.values()) == 60
+
+
+def test_samples_fewer_than_class_upper_cap_the_classes_of_a_phase():
+    rng = np.random.default_rng(1)
+    remaining = {c: list(range(10)) for c in range(30)}
+    for _ in range(50):
+        assert len(_draw_phase(rng, remaining, "longtail", class_upper=50, samples=4)) <= 4

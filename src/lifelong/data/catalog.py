@@ -116,10 +116,15 @@ def gcil_cifar100(weights: str) -> Callable[[DatasetConfig, int], Stream]:
     """GCIL on CIFAR-100: 20 phases of 1000 samples, uniform or long-tailed class weights."""
 
     def build(cfg: DatasetConfig, seed: int) -> Stream:
-        from lifelong.data.gcil import gcil_experiences
+        from lifelong.data import gcil
 
         data = _load_cifar100(cfg.root, cfg.download)
-        experiences, data = gcil_experiences(data, "unif" if weights == "unif" else "longtail")
+        experiences, data = gcil.gcil_experiences(
+            data,
+            "unif" if weights == "unif" else "longtail",
+            phases=cfg.n_experiences or gcil.DEFAULT_PHASES,
+            samples_per_phase=cfg.gcil_samples_per_phase or gcil.DEFAULT_SAMPLES_PER_PHASE,
+        )
         name = "gcil-cifar100" + ("" if weights == "unif" else "-longtail")
         return Stream(name, experiences, data.num_classes, "gcil", CIFAR10, data.class_names)
 

@@ -28,6 +28,14 @@ from lifelong.errors import DataError
 
 Weights = Literal["unif", "longtail"]
 LONGTAIL_BASE = 0.984
+DEFAULT_PHASES = 20
+"""Phases of the reference's GCIL-CIFAR-100."""
+DEFAULT_SAMPLES_PER_PHASE = 1000
+"""Training samples per phase in the reference."""
+
+
+REDRAWS = 100
+"""Draws of a phase's samples before the fallback that gives every chosen class one sample."""
 
 
 def _draw_phase(
@@ -37,16 +45,26 @@ def _draw_phase(
     class_upper: int,
     samples: int,
 ) -> dict[int, int]:
-    """Classes of one phase and how many samples each gets (capped by what is left)."""
+    """Classes of one phase and how many samples each gets (capped by what is left).
+
+    As the reference, the samples are redrawn until every chosen class appears. When that is
+    unlikely (many classes for few samples) it would never end: after :data:`REDRAWS` draws
+    every chosen class gets one sample and the rest are drawn by weight (with the reference's
+    1,000 samples and at most 50 classes the first draw practically always succeeds).
+    """
     available = [c for c, left in remaining.items() if left]
-    n_classes = int(rng.integers(1, min(len(available), class_upper) + 1))
+    # every chosen class must appear in the phase, so a phase has at most ``samples`` classes
+    n_classes = int(rng.integers(1, min(len(available), class_upper, samples) + 1))
     chosen = rng.choice(available, n_classes, replace=False)
     w = np.ones(n_classes) if weights == "unif" else LONGTAIL_BASE ** chosen.astype(float)
-    while True:
+    for _ in range(REDRAWS):
         draws = rng.choice(chosen, samples, p=w / w.sum())
-        counts = {int(c): int((draws == c).sum()) for c in chosen}
-        if all(counts.values()):
-            return {c: min(n, len(remaining[c])) for c, n in counts.items()}
+        if len(np.unique(draws)) == n_classes:
+            break
+    else:
+        draws = np.concatenate([chosen, rng.choice(chosen, samples - n_classes, p=w / w.sum())])
+    counts = {int(c): int((draws == c).sum()) for c in chosen}
+    return {c: min(n, len(remaining[c])) for c, n in counts.items()}
 
 
 def _too_few_images(phases: int, samples_per_phase: int, available: int) -> DataError:
@@ -55,17 +73,17 @@ def _too_few_images(phases: int, samples_per_phase: int, available: int) -> Data
         f"GCIL asks for {phases} phases of {samples_per_phase} samples "
         f"({phases * samples_per_phase} training images, each used once) but the data hold "
         f"{available} training images, enough for {available // samples_per_phase} phases; "
-        "use the complete training set (CIFAR-100: 50,000 images), or lower phases, or "
-        "samples_per_phase together with class_upper"
+        "use the complete training set (CIFAR-100: 50,000 images), or lower "
+        "dataset.n_experiences (the phases) or dataset.gcil_samples_per_phase"
     )
 
 
 def gcil_experiences(
     data: TrainTest,
     weights: Weights,
-    phases: int = 20,
+    phases: int = DEFAULT_PHASES,
     class_upper: int = 50,
-    samples_per_phase: int = 1000,
+    samples_per_phase: int = DEFAULT_SAMPLES_PER_PHASE,
     gil_seed: int = 1993,
 ) -> tuple[tuple[Experience, ...], TrainTest]:
     """Build the GCIL phases; also return the data with labels in first-appearance order.

@@ -36,7 +36,9 @@ class DatasetConfig:
     classes_per_experience: int | None = None
     """Classes per experience for class-incremental scenarios (None: the scenario's default)."""
     n_experiences: int | None = None
-    """Number of experiences for permuted/rotated scenarios (None: the scenario's default)."""
+    """Experiences of permuted/rotated scenarios, phases of GCIL (None: the scenario's default)."""
+    gcil_samples_per_phase: int | None = None
+    """GCIL: training samples drawn per phase (None: 1,000, as CLS-ER)."""
     image_size: int | None = None
     """Side length images are resized to (ImageNet-100, Tiny-ImageNet, CORe50; None: native)."""
     run: int = 0
@@ -56,7 +58,7 @@ class DatasetConfig:
 
     def __post_init__(self) -> None:
         names = ("classes_per_experience", "n_experiences", "image_size", "test_subsample")
-        for name in (*names, "nic_first_classes", "nic_chunk"):
+        for name in (*names, "nic_first_classes", "nic_chunk", "gcil_samples_per_phase"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"dataset.{name} must be positive, got {value}")
