@@ -8,45 +8,44 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
 
-from lifelong.config import RunConfig, merge, qualify, resolve, set_key
+from lifelong.config import REQUEST_KEYS, Layered, RunConfig, layered_config
 from lifelong.errors import ConfigError, UserError
-from lifelong.presets import load_preset, load_yaml, matching_preset
 
 log = logging.getLogger("lifelong")
 
-# flag → config key; every flag is also accepted with underscores (--buffer_size).
-FLAGS: dict[str, tuple[str, type, str]] = {
-    "method": ("method.name", str, "method name (alias --model)"),
-    "dataset": ("dataset.name", str, "scenario name"),
-    "backbone": ("backbone.name", str, "backbone name"),
-    "buffer-size": ("method.buffer_size", int, "rehearsal buffer capacity"),
-    "minibatch-size": ("method.minibatch_size", int, "examples replayed per step"),
-    "lr": ("method.lr", float, "learning rate"),
-    "alpha": ("method.alpha", float, "DER/DER++ logit-replay weight"),
-    "beta": ("method.beta", float, "DER++ replay cross-entropy weight"),
-    "epochs": ("train.epochs", int, "epochs per experience (alias --n-epochs)"),
-    "iters": ("train.iters", int, "iterations per experience instead of epochs"),
-    "batch-size": ("train.batch_size", int, "batch size of the current experience"),
-    "data-root": ("dataset.root", str, "folder with the dataset"),
-    "seed": ("seed", int, "random seed"),
-    "device": ("device", str, "cpu, cuda or cuda:N"),
+# request field (lifelong.config.REQUEST_KEYS) → (type, help); the flag is the field with dashes,
+# and every flag is also accepted with underscores (--buffer_size).
+FLAGS: dict[str, tuple[type, str]] = {
+    "method": (str, "method name (alias --model)"),
+    "dataset": (str, "scenario name"),
+    "backbone": (str, "backbone name"),
+    "buffer_size": (int, "rehearsal buffer capacity"),
+    "minibatch_size": (int, "examples replayed per step"),
+    "lr": (float, "learning rate"),
+    "alpha": (float, "DER/DER++ logit-replay weight"),
+    "beta": (float, "DER++ replay cross-entropy weight"),
+    "epochs": (int, "epochs per experience (alias --n-epochs)"),
+    "iters": (int, "iterations per experience instead of epochs"),
+    "batch_size": (int, "batch size of the current experience"),
+    "data_root": (str, "folder with the dataset"),
+    "seed": (int, "random seed"),
+    "device": (str, "cpu, cuda or cuda:N"),
 }
 ALIASES = {"method": ["model"], "epochs": ["n-epochs"]}
 
 
 def _add_run_parser(sub: Any) -> None:
     run = sub.add_parser("run", help="train a method on a scenario and write a run directory")
-    for flag, (key, kind, help_text) in FLAGS.items():
-        names = [flag, *ALIASES.get(flag, [])]
+    for field, (kind, help_text) in FLAGS.items():
+        names = [field.replace("_", "-"), *ALIASES.get(field, [])]
         spellings = {f"--{n}" for n in names} | {f"--{n.replace('-', '_')}" for n in names}
-        run.add_argument(*sorted(spellings), dest=key, type=kind, help=help_text, default=None)
+        run.add_argument(*sorted(spellings), dest=field, type=kind, help=help_text, default=None)
     run.add_argument("--download", action="store_true", help="download the dataset if missing")
     run.add_argument("--preset", help="a preset name (see `lifelong list presets`), or 'none'")
     run.add_argument("--config", type=Path, help="a YAML config file (like a run's config.yaml)")
@@ -70,6 +69,11 @@ def _add_run_parser(sub: Any) -> None:
     )
     run.add_argument(
         "--no-tensorboard", action="store_true", help="do not write TensorBoard events"
+    )
+    run.add_argument(
+        "--explain-config",
+        action="store_true",
+        help="print every config field, its value and the layer that set it, then stop",
     )
 
 
@@ -164,59 +168,25 @@ def parse_set(items: list[str]) -> list[tuple[str, Any]]:
     return pairs
 
 
+def layered_from_args(args: argparse.Namespace) -> Layered:
+    """The run's config and each field's layer, from the flags (see :mod:`lifelong.config`)."""
+    request = {field: getattr(args, field) for field in FLAGS}
+    request["download"] = args.download
+    return layered_config(request, args.preset, args.config, parse_set(args.set))
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """Layer scenario defaults, preset, config file and flags into a validated :class:`RunConfig`.
-
-    Without ``--preset``, the paper preset matching dataset/method/buffer size is used when one
-    exists (logged); ``--preset none`` turns that off.
-    """
-    import lifelong.components  # noqa: F401  (fills the registries)
-    from lifelong.data.scenarios import SCENARIOS
-    from lifelong.methods.base import METHODS
-
-    user: dict[str, Any] = load_yaml(args.config) if args.config else {}
-    for key, _kind, _help in FLAGS.values():
-        value = getattr(args, key)
-        if value is not None:
-            user = set_key(user, key, value)
-    if args.download:
-        user = set_key(user, "dataset.download", True)
-    explicit = args.preset if args.preset not in (None, "none") else None
-    explicit_layer = load_preset(explicit) if explicit else {}
-    for key, value in parse_set(args.set):
-        user = set_key(user, qualify(key, merge(explicit_layer, user)), value)
-    chosen = merge(explicit_layer, user)
-    preset = explicit
-    if args.preset is None:
-        preset = matching_preset(
-            chosen.get("dataset", {}).get("name", "seq-digits"),
-            chosen.get("method", {}).get("name", "er"),
-            chosen.get("method", {}).get("buffer_size"),
-        )
-        if preset:
-            log.info("using the paper preset %r (pass --preset none for plain defaults)", preset)
-    preset_layer = load_preset(preset) if preset else {}
-    defaults = SCENARIOS.get(chosen.get("dataset", {}).get("name", "seq-digits")).defaults
-    method_cls = METHODS.get(chosen.get("method", {}).get("name", "er"))
-    variant = method_cls.backbone_variants.get(defaults.get("backbone", {}).get("name", "mlp"))
-    if variant:
-        defaults = merge(defaults, {"backbone": {"name": variant}})
-    return resolve(merge(merge(defaults, preset_layer), user), preset)
-
-
-def default_run_dir(cfg: RunConfig) -> Path:
-    """``runs/<dataset>/<method>-<timestamp>-s<seed>``."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / cfg.dataset.name / f"{cfg.method_name}-{stamp}-s{cfg.seed}"
+    """The resolved config of ``lifelong run`` flags (the same function as the Python API)."""
+    return layered_from_args(args).config
 
 
 def command_run(args: argparse.Namespace) -> int:
     """``lifelong run``."""
     from lifelong.report import full_report
-    from lifelong.run import execute, load_run_config
+    from lifelong.run import default_run_dir, execute, load_run_config
 
     if args.resume is not None:
-        given = [key for key, _kind, _help in FLAGS.values() if getattr(args, key) is not None]
+        given = [REQUEST_KEYS[f] for f in FLAGS if getattr(args, f) is not None]
         given += [f"--{name}" for name in ("preset", "config", "run_dir") if getattr(args, name)]
         if given or args.set or args.download:
             raise ConfigError(
@@ -226,7 +196,11 @@ def command_run(args: argparse.Namespace) -> int:
         cfg = load_run_config(args.resume)
         run_dir = args.resume
     else:
-        cfg = config_from_args(args)
+        layered = layered_from_args(args)
+        if args.explain_config:
+            sys.stdout.write(layered.explain())
+            return 0
+        cfg = layered.config
         run_dir = args.run_dir or default_run_dir(cfg)
     if args.no_progress:
         cfg = _without_progress(cfg)

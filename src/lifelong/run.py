@@ -47,6 +47,12 @@ class Built:
     generator: torch.Generator
 
 
+def default_run_dir(cfg: RunConfig) -> Path:
+    """``runs/<dataset>/<method>-<timestamp>-s<seed>``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / cfg.dataset.name / f"{cfg.method_name}-{stamp}-s{cfg.seed}"
+
+
 def resolve_device(name: str) -> torch.device:
     """Parse ``--device``, failing clearly when the device is not available."""
     try:

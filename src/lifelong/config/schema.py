@@ -1,8 +1,7 @@
-"""Typed run configuration: layered raw dicts resolved into frozen dataclasses.
+"""Typed run configuration: merged raw dicts resolved into frozen dataclasses.
 
-Layers, lowest first: dataclass defaults < the scenario's paper defaults < a preset (given with
-``--preset``, or the paper preset matching dataset/method/buffer when none is given) < ``--config``
-file < command-line flags and ``--set key=value``. Unknown keys and ill-typed values fail with a
+:func:`resolve` validates one merged raw config; the order of the layers that are merged into it
+is decided in :mod:`lifelong.config.layers`. Unknown keys and ill-typed values fail with a
 :class:`ConfigError` that names the key and the fix.
 """
 
