@@ -41,7 +41,14 @@ ALIASES = {"method": ["model"], "epochs": ["n-epochs"]}
 
 
 def _add_run_parser(sub: Any) -> None:
-    run = sub.add_parser("run", help="train a method on a scenario and write a run directory")
+    run = sub.add_parser(
+        "run",
+        help="train a method on a scenario and write a run directory",
+        allow_abbrev=False,
+        epilog="Any config field is also a flag of its own: --FIELD VALUE [VALUE ...], e.g. "
+        "--op_weight 0.1 or --kw 0.8 0.8 0.8 0.8 (`lifelong list` shows every field).",
+    )
+    run.set_defaults(field_flags=[])
     for field, (kind, help_text) in FLAGS.items():
         names = [field.replace("_", "-"), *ALIASES.get(field, [])]
         spellings = {f"--{n}" for n in names} | {f"--{n.replace('-', '_')}" for n in names}
@@ -153,6 +160,32 @@ def _add_sweep_parser(sub: Any) -> None:
     )
 
 
+def parse_field_flags(tokens: Sequence[str]) -> list[tuple[str, Any]]:
+    """``--FIELD VALUE [VALUE ...]`` flags for any config field, as ``--set`` pairs.
+
+    ``--op_weight 0.1`` → ``("op_weight", 0.1)``; several values make a list
+    (``--kw 0.8 0.8``); no value means ``true``; ``--FIELD=VALUE`` works too. Values are YAML
+    scalars, as with ``--set``.
+    """
+    pairs: list[tuple[str, Any]] = []
+    for token in tokens:
+        if token.startswith("--"):
+            name, _, text = token[2:].partition("=")
+            if not name:
+                raise ConfigError(f"cannot read the argument {token!r}")
+            pairs.append((name.replace("-", "_"), [text] if text else []))
+        elif pairs:
+            pairs[-1][1].append(token)
+        else:
+            raise ConfigError(f"unexpected argument {token!r}: flags start with --")
+    return [(name, _field_value(name, texts)) for name, texts in pairs]
+
+
+def _field_value(name: str, texts: list[str]) -> Any:
+    values = [parse_set([f"{name}={t}"])[0][1] for t in texts]
+    return True if not values else values[0] if len(values) == 1 else values
+
+
 def parse_set(items: list[str]) -> list[tuple[str, Any]]:
     """Parse ``--set key=value`` items; values are YAML scalars or lists."""
     pairs = []
@@ -172,7 +205,8 @@ def layered_from_args(args: argparse.Namespace) -> Layered:
     """The run's config and each field's layer, from the flags (see :mod:`lifelong.config`)."""
     request = {field: getattr(args, field) for field in FLAGS}
     request["download"] = args.download
-    return layered_config(request, args.preset, args.config, parse_set(args.set))
+    overrides = [*parse_field_flags(args.field_flags), *parse_set(args.set)]
+    return layered_config(request, args.preset, args.config, overrides)
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -188,6 +222,7 @@ def command_run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         given = [REQUEST_KEYS[f] for f in FLAGS if getattr(args, f) is not None]
         given += [f"--{name}" for name in ("preset", "config", "run_dir") if getattr(args, name)]
+        given += [t for t in args.field_flags if t.startswith("--")]
         if given or args.set or args.download:
             raise ConfigError(
                 "--resume continues a run with the config saved in it: drop the other settings "
@@ -289,7 +324,7 @@ def command_sweep(args: argparse.Namespace) -> int:
         raise ConfigError(f"--jobs must be 1 or more, got {args.jobs}")
 
     def resolve_run(arguments: Sequence[str]) -> RunConfig:
-        return config_from_args(build_parser().parse_args(["run", *arguments]))
+        return config_from_args(parse_command(build_parser(), ["run", *arguments]))
 
     sweep = load_sweep(args.file, resolve_run, args.out)
     check_backend(args.backend)
@@ -309,11 +344,21 @@ def command_sweep(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def parse_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> Any:
+    """Parse ``argv``; ``lifelong run`` keeps unknown ``--FIELD VALUE`` flags as config fields."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "run":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.field_flags = extra
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv``; return the exit code (2 for bad input)."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse_command(parser, argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
     if not logging.getLogger().handlers:

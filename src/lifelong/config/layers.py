@@ -126,12 +126,13 @@ def layered_config(
     override_layer = request_overrides(request or {})
     explicit = preset if preset not in (None, "none") else None
     explicit_layer = load_preset(explicit) if explicit else {}
-    for key, value in overrides:
+    for key, value in overrides:  # a bare key names a section of the run as built so far
         above = merge(merge(explicit_layer, file_layer), override_layer)
-        override_layer = set_key(override_layer, qualify(key, above), value)
+        override_layer = set_key(override_layer, qualify(key, with_scenario(above)), value)
     chosen = merge(merge(explicit_layer, file_layer), override_layer)
     dataset = chosen.get("dataset", {}).get("name", "seq-digits")
     method = chosen.get("method", {}).get("name", "er")
+    override_layer = memory_alias(override_layer, METHODS.get(method).config_cls.memory_field)
     if preset is None:
         explicit = matching_preset(dataset, method, chosen.get("method", {}).get("buffer_size"))
         if explicit:
@@ -150,6 +151,25 @@ def layered_config(
     config = resolve(merged, explicit)
     fields = flatten(config.to_raw())
     return Layered(config, {k: sources.get(k, DEFAULT_LAYER) for k in fields})
+
+
+def with_scenario(layer: Raw) -> Raw:
+    """``layer`` over the paper defaults of the scenario (and method) it names."""
+    from lifelong.data.scenarios import SCENARIOS
+    from lifelong.methods.base import METHODS
+
+    dataset = layer.get("dataset", {}).get("name", "seq-digits")
+    method = layer.get("method", {}).get("name", "er")
+    return merge(scenario_layer(SCENARIOS.get(dataset).defaults, METHODS, method), layer)
+
+
+def memory_alias(layer: Raw, memory_field: str) -> Raw:
+    """``method.buffer_size`` renamed to the method's own memory field (AR1*'s ``rm_sz``)."""
+    section = layer.get("method", {})
+    if memory_field == "buffer_size" or "buffer_size" not in section:
+        return layer
+    renamed = {k: v for k, v in section.items() if k != "buffer_size"}
+    return {**layer, "method": {**renamed, memory_field: section["buffer_size"]}}
 
 
 def scenario_layer(defaults: Raw, methods: Any, method: str) -> Raw:

@@ -35,6 +35,9 @@ class EpochNeed(NamedTuple):
 class MethodConfig:
     """Optimiser settings shared by every method (plain SGD, as in the DER paper)."""
 
+    memory_field: ClassVar[str] = "buffer_size"
+    """The field that ``--buffer-size`` sets (AR1*: ``rm_sz``), when the method has a memory."""
+
     lr: float = 0.1
     """SGD learning rate."""
     momentum: float = 0.0
