@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from lifelong.config.schema import RunConfig, flatten, merge, qualify, resolve, set_key
+from lifelong.data.scenarios import SCENARIOS
+from lifelong.methods.base import METHODS
 from lifelong.presets import load_preset, load_yaml, matching_preset
 
 log = logging.getLogger(__name__)
@@ -119,9 +121,6 @@ def layered_config(
     Returns:
         The resolved config and the layer of each field.
     """
-    from lifelong.data.scenarios import SCENARIOS
-    from lifelong.methods.base import METHODS
-
     file_layer: Raw = load_yaml(config_file) if config_file is not None else {}
     override_layer = request_overrides(request or {})
     explicit = preset if preset not in (None, "none") else None
@@ -138,7 +137,7 @@ def layered_config(
         if explicit:
             log.info("using the paper preset %r (pass --preset none for plain defaults)", explicit)
     layers = [
-        (f"scenario {dataset}", scenario_layer(SCENARIOS.get(dataset).defaults, METHODS, method)),
+        (f"scenario {dataset}", scenario_layer(dataset, method)),
         (f"preset {explicit}", load_preset(explicit) if explicit else {}),
         ("config file", file_layer),
         ("override", override_layer),
@@ -155,12 +154,9 @@ def layered_config(
 
 def with_scenario(layer: Raw) -> Raw:
     """``layer`` over the paper defaults of the scenario (and method) it names."""
-    from lifelong.data.scenarios import SCENARIOS
-    from lifelong.methods.base import METHODS
-
     dataset = layer.get("dataset", {}).get("name", "seq-digits")
     method = layer.get("method", {}).get("name", "er")
-    return merge(scenario_layer(SCENARIOS.get(dataset).defaults, METHODS, method), layer)
+    return merge(scenario_layer(dataset, method), layer)
 
 
 def memory_alias(layer: Raw, memory_field: str) -> Raw:
@@ -172,9 +168,9 @@ def memory_alias(layer: Raw, memory_field: str) -> Raw:
     return {**layer, "method": {**renamed, memory_field: section["buffer_size"]}}
 
 
-def scenario_layer(defaults: Raw, methods: Any, method: str) -> Raw:
+def scenario_layer(dataset: str, method: str) -> Raw:
     """The scenario's paper defaults, with the method's backbone variant of their backbone."""
-    variant = methods.get(method).backbone_variants.get(
-        defaults.get("backbone", {}).get("name", "mlp")
-    )
+    defaults = SCENARIOS.get(dataset).defaults
+    backbone = defaults.get("backbone", {}).get("name", "mlp")
+    variant = METHODS.get(method).backbone_variants.get(backbone)
     return merge(defaults, {"backbone": {"name": variant}}) if variant else defaults
