@@ -131,7 +131,7 @@ def layered_config(
     chosen = merge(merge(explicit_layer, file_layer), override_layer)
     dataset = chosen.get("dataset", {}).get("name", "seq-digits")
     method = chosen.get("method", {}).get("name", "er")
-    override_layer = memory_alias(override_layer, METHODS.get(method).config_cls.memory_field)
+    override_layer = memory_alias(override_layer, METHODS.get(method).memory_field)
     if preset is None:
         explicit = matching_preset(dataset, method, chosen.get("method", {}).get("buffer_size"))
         if explicit:

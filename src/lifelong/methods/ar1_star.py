@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, Literal, Self
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -29,7 +29,6 @@ RANDOM_FROZEN = "%s: the layers below %s are random and stay frozen; pass backbo
 class AR1StarConfig(MethodConfig):
     """Settings of AR1* (defaults: ar1-pytorch's ``params.cfg``, spec §5)."""
 
-    memory_field: ClassVar[str] = "rm_sz"
     lr: float = 0.001
     """SGD learning rate in the first experience (the reference's init_lr)."""
     momentum: float = 0.9
@@ -105,6 +104,7 @@ class AR1Star(Method):
     name = "ar1_star"
     config_cls = AR1StarConfig
     supported_settings = frozenset({"class-il", "domain-il", "gcil", "general"})
+    memory_field = "rm_sz"
     freeze_upper_after_first = False
 
     experiences_done: torch.Tensor

@@ -35,9 +35,6 @@ class EpochNeed(NamedTuple):
 class MethodConfig:
     """Optimiser settings shared by every method (plain SGD, as in the DER paper)."""
 
-    memory_field: ClassVar[str] = "buffer_size"
-    """The field that ``--buffer-size`` sets (AR1*: ``rm_sz``), when the method has a memory."""
-
     lr: float = 0.1
     """SGD learning rate."""
     momentum: float = 0.0
@@ -103,6 +100,7 @@ class Method(nn.Module):
         backbone_variants: The method's own kind of the scenario's default backbone (e.g. SARL
             runs ``sparse_mlp`` where the scenario defaults to ``mlp``). The command line applies
             it unless a preset, config file or flag names the backbone.
+        memory_field: The config field that ``--buffer-size`` sets (AR1*: ``rm_sz``).
         nonnegative_loss: Whether the step loss is a sum of non-negative terms (contract tests
             check it); self-supervised objectives such as SimSiam's −cos are not.
     """
@@ -114,6 +112,7 @@ class Method(nn.Module):
         {"class-il", "domain-il", "gcil", "general"}
     )
     backbone_variants: ClassVar[Mapping[str, str]] = {}
+    memory_field: ClassVar[str] = "buffer_size"
     nonnegative_loss: ClassVar[bool] = True
     """Whether ``observe``'s loss is a sum of non-negative terms (not so for SSL objectives)."""
 
