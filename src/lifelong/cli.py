@@ -182,8 +182,16 @@ def parse_field_flags(tokens: Sequence[str]) -> list[tuple[str, Any]]:
 
 
 def _field_value(name: str, texts: list[str]) -> Any:
-    values = [parse_set([f"{name}={t}"])[0][1] for t in texts]
+    values = [parse_value(f"--{name}", t) for t in texts]
     return True if not values else values[0] if len(values) == 1 else values
+
+
+def parse_value(where: str, text: str) -> Any:
+    """A flag's value text as a YAML scalar or list (``""`` stays an empty string)."""
+    try:
+        return yaml.safe_load(text) if text else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where}: cannot parse value {text!r}") from err
 
 
 def parse_set(items: list[str]) -> list[tuple[str, Any]]:
@@ -193,11 +201,7 @@ def parse_set(items: list[str]) -> list[tuple[str, Any]]:
         if "=" not in item:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
         key, text = item.split("=", 1)
-        try:
-            value = yaml.safe_load(text) if text else ""
-        except yaml.YAMLError as err:
-            raise ConfigError(f"--set {key}: cannot parse value {text!r}") from err
-        pairs.append((key.strip(), value))
+        pairs.append((key.strip(), parse_value(f"--set {key}", text)))
     return pairs
 
 

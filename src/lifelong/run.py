@@ -246,12 +246,13 @@ def boundary_writer(
     """
     total = len(built.stream)
     interval = checkpoint_interval(cfg.checkpoint_every, total)
-    last = {"done": start, "time": time.monotonic()}
+    last_done, last_time = start, time.monotonic()
 
     def on_boundary(state: FitState) -> None:
+        nonlocal last_done, last_time
         done = state.next_experience
-        late = time.monotonic() - last["time"] >= 60 * cfg.checkpoint_minutes
-        if done < total and done - last["done"] < interval and not late:
+        late = time.monotonic() - last_time >= 60 * cfg.checkpoint_minutes
+        if done < total and done - last_done < interval and not late:
             return
         payload = {
             "format": 1,
@@ -261,7 +262,7 @@ def boundary_writer(
         }
         save_checkpoint(run_dir / CHECKPOINT, payload)
         write_results(run_dir / "results.json", results_dict(state, total, raw_config))
-        last.update(done=done, time=time.monotonic())
+        last_done, last_time = done, time.monotonic()
 
     return on_boundary
 
