@@ -25,8 +25,8 @@ import yaml
 from lifelong.config import merge, resolve
 from lifelong.evaluation.metrics import average_accuracy
 from lifelong.methods.sarl_enhanced_gelu_balanced import SARLEnhancedGELUBalanced
-from lifelong.run import build, train_into
-from lifelong.train import FitState
+from lifelong.running.run import build, train_into
+from lifelong.running.train import FitState
 
 
 def main() -> None:

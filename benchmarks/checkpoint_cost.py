@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-import lifelong.run
+import lifelong.running.run
 from lifelong.checkpoint import save_checkpoint
 from lifelong.config import merge, resolve
-from lifelong.run import execute
+from lifelong.running.run import execute
 
 
 def timed_run(raw: dict[str, Any], every: int, run_dir: Path) -> dict[str, Any]:
@@ -43,14 +43,14 @@ def timed_run(raw: dict[str, Any], every: int, run_dir: Path) -> dict[str, Any]:
         written["count"] += 1
         written["bytes"] += path.stat().st_size
 
-    lifelong.run.save_checkpoint = counting_save  # type: ignore[assignment]
+    lifelong.running.run.save_checkpoint = counting_save  # type: ignore[assignment]
     try:
         cfg = resolve(merge(raw, {"train": {"checkpoint_every": every}}))
         start = time.perf_counter()
         results = execute(cfg, run_dir, tensorboard=False)
         seconds = time.perf_counter() - start
     finally:
-        lifelong.run.save_checkpoint = save_checkpoint
+        lifelong.running.run.save_checkpoint = save_checkpoint
     return {**written, "seconds": seconds, "final": results["protocols"]}
 
 

@@ -24,8 +24,8 @@ import torch
 
 from lifelong.config import RunConfig, resolve
 from lifelong.methods.cssl import CSSL
-from lifelong.run import build
-from lifelong.train import batches
+from lifelong.running.run import build
+from lifelong.running.train import batches
 
 MODELS = ("simsiam", "byol")
 STRATEGIES = ("none", "er", "lump", "minred", "cassle", "aep", "arp", "apre")

@@ -56,10 +56,10 @@ def run_one(job: tuple[str, str, int, str, Path]) -> tuple[str, str, int, float,
     import torch
 
     from lifelong.config import merge, resolve
+    from lifelong.config.presets import load_preset
     from lifelong.data.scenarios import SCENARIOS
-    from lifelong.presets import load_preset
-    from lifelong.results import read_results
-    from lifelong.run import execute
+    from lifelong.reporting.results import read_results
+    from lifelong.running.run import execute
 
     torch.set_num_threads(1)
     run_dir = out / dataset / preset / f"seed{seed}"

@@ -2,11 +2,11 @@
 
 For each workload, in ONE process on the same machine:
 
-* end-to-end: ``lifelong.train.fit`` with everything a real run does per step and per experience
-  boundary (batch gathering and normalisation/augmentation, reservoir sampling and insertion,
-  step logging to ``metrics.jsonl`` and TensorBoard, NaN checks, evaluation after every
-  experience, a checkpoint and ``results.json`` at every boundary). Dataset decoding and the
-  final plots are one-time costs, reported separately, not included.
+* end-to-end: ``lifelong.running.train.fit`` with everything a real run does per step and
+  per experience boundary (batch gathering and normalisation/augmentation, reservoir sampling
+  and insertion, step logging to ``metrics.jsonl`` and TensorBoard, NaN checks, evaluation
+  after every experience, a checkpoint and ``results.json`` at every boundary). Dataset
+  decoding and the final plots are one-time costs, reported separately, not included.
 * compute floor: the same number of optimiser steps of the same network on pre-loaded,
   pre-normalised tensors of the same batch shape (current batch + replayed minibatch):
   ``zero_grad, forward, cross-entropy, backward, step`` and nothing else.
@@ -31,13 +31,13 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from lifelong.config import RunConfig, merge, resolve
+from lifelong.config.presets import load_preset
 from lifelong.data.catalog import CIFAR10
 from lifelong.data.scenarios import SCENARIOS
 from lifelong.data.stream import Experience, Stream
 from lifelong.data.tensors import ImageSet
-from lifelong.presets import load_preset
-from lifelong.run import Built, build, train_into
-from lifelong.train import FitState
+from lifelong.running.run import Built, build, train_into
+from lifelong.running.train import FitState
 
 
 def end_to_end(cfg: RunConfig, built: Built, run_dir: Path) -> tuple[float, int]:

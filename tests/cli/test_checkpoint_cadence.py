@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-import lifelong.run
+import lifelong.running.run
 from lifelong.evaluation.evaluator import Evaluator
-from lifelong.run import checkpoint_interval
+from lifelong.running.run import checkpoint_interval
 
 ARGS = ("--no-progress", "--no-tensorboard", "--seed", "3", "--epochs", "2")
 
@@ -37,13 +37,13 @@ def test_checkpoint_interval(every, total, expected):
 def record_saves(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Patch the run's checkpoint writer to also record each checkpoint's experience count."""
     saved: list[int] = []
-    real = lifelong.run.save_checkpoint
+    real = lifelong.running.run.save_checkpoint
 
     def spy(path: Path, payload: dict[str, Any]) -> None:
         saved.append(payload["state"]["next_experience"])
         real(path, payload)
 
-    monkeypatch.setattr(lifelong.run, "save_checkpoint", spy)
+    monkeypatch.setattr(lifelong.running.run, "save_checkpoint", spy)
     return saved
 
 
@@ -57,7 +57,7 @@ def test_checkpoints_every_n_experiences_and_always_the_last(cli, tmp_path, monk
 def test_a_late_boundary_is_checkpointed_whatever_the_interval(cli, tmp_path, monkeypatch):
     saved = record_saves(monkeypatch)
     clock = iter(float(60 * 60 * k) for k in range(1000))  # an hour passes between calls
-    monkeypatch.setattr(lifelong.run.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(lifelong.running.run.time, "monotonic", lambda: next(clock))
     result = cli("run", *ARGS, "--set", "train.checkpoint_every=100", "--run-dir", tmp_path / "r")
     assert result.code == 0, result.err
     assert saved == [1, 2, 3, 4, 5]

@@ -36,7 +36,7 @@ def test_compare_without_runs_is_a_clear_error(cli, tmp_path: Path) -> None:
 
 
 def test_a_field_missing_from_older_runs_does_not_split_a_group() -> None:
-    from lifelong.compare import group_runs
+    from lifelong.reporting.compare import group_runs
 
     def run(seed: int, accuracy: float, **dataset: object) -> dict[str, object]:
         config = {

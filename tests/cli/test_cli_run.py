@@ -19,9 +19,9 @@ import yaml
 
 from lifelong.backbones import BACKBONES
 from lifelong.cli import build_parser, config_from_args, main
+from lifelong.config.presets import load_preset, preset_names
 from lifelong.data.scenarios import SCENARIOS
 from lifelong.methods.base import METHODS
-from lifelong.presets import load_preset, preset_names
 
 FAST = ("--no-progress", "--no-tensorboard")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

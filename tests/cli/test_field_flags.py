@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lifelong.cli import build_parser, config_from_args, parse_command
-from lifelong.experiment import Experiment
+from lifelong.running.experiment import Experiment
 
 
 def cli_config(*argv: str):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import lifelong.run
+import lifelong.running.run
 
 
 def test_a_run_failing_on_data_creates_no_folder(cli, tmp_path):
@@ -19,7 +19,7 @@ def test_an_unwritable_destination_fails_before_the_data_loads(cli, tmp_path, mo
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     loaded = []
-    monkeypatch.setattr(lifelong.run, "build_stream", lambda *a: loaded.append(a))
+    monkeypatch.setattr(lifelong.running.run, "build_stream", lambda *a: loaded.append(a))
     result = cli("run", "--no-progress", "--run-dir", blocker / "r")
     assert result.code == 2
     assert "is a file" in result.err and len(result.err.strip().splitlines()) == 1

@@ -14,14 +14,15 @@ import torch
 import lifelong.components  # noqa: F401  (fills the registries)
 from lifelong.backbones import BACKBONES
 from lifelong.backbones.mlp import MLPConfig
+from lifelong.config.training import TrainConfig
 from lifelong.data.stream import Experience, Stream
 from lifelong.data.tensors import ImageSet
 from lifelong.data.transforms import ImageTransform
 from lifelong.evaluation.evaluator import Evaluator
 from lifelong.methods.base import METHODS, Method, MethodContext, RehearsalConfig
-from lifelong.run_logger import RunLogger
-from lifelong.seed import restore_rng_state, rng_state, seed_everything
-from lifelong.train import TrainConfig, batches, fit, training_inputs
+from lifelong.reporting.run_logger import RunLogger
+from lifelong.running.seed import restore_rng_state, rng_state, seed_everything
+from lifelong.running.train import batches, fit, training_inputs
 from lifelong.types import Batch
 
 CPU = torch.device("cpu")

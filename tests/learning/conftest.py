@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from lifelong.cli import build_parser, config_from_args
-from lifelong.run import execute
+from lifelong.running.run import execute
 
 
 @pytest.fixture(scope="session")

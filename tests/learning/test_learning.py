@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from lifelong.cli import main
-from lifelong.results import read_results
+from lifelong.reporting.results import read_results
 
 pytestmark = pytest.mark.slow
 

@@ -19,11 +19,11 @@ import pytest
 import torch
 
 from lifelong.config import resolve, set_key
+from lifelong.config.presets import load_preset
 from lifelong.evaluation.evaluator import Evaluator
-from lifelong.presets import load_preset
-from lifelong.run import build
-from lifelong.run_logger import RunLogger
-from lifelong.train import fit
+from lifelong.reporting.run_logger import RunLogger
+from lifelong.running.run import build
+from lifelong.running.train import fit
 
 SIDE = 32
 FIRST = tuple(range(0, 50, 5))  # CORe50's first batch: one object per category

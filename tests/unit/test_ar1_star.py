@@ -9,6 +9,7 @@ import torch
 
 from lifelong.backbones import BACKBONES
 from lifelong.backbones.mobilenet import MobileNetConfig
+from lifelong.config.training import TrainConfig
 from lifelong.data.stream import Experience, Stream
 from lifelong.data.tensors import ImageSet
 from lifelong.data.transforms import ImageTransform
@@ -18,9 +19,9 @@ from lifelong.methods.ar1_star import AR1Star, AR1StarConfig
 from lifelong.methods.base import MethodContext
 from lifelong.methods.cwr_star import CWRStar, CWRStarConfig
 from lifelong.nn.batch_renorm import BatchRenorm2d
-from lifelong.run_logger import RunLogger
-from lifelong.seed import seed_everything
-from lifelong.train import FitState, TrainConfig, fit
+from lifelong.reporting.run_logger import RunLogger
+from lifelong.running.seed import seed_everything
+from lifelong.running.train import FitState, fit
 
 SHAPE = (3, 16, 16)
 CLASSES = 4

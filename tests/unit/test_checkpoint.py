@@ -23,8 +23,8 @@ from lifelong.data.transforms import ImageTransform
 from lifelong.errors import RunDirError
 from lifelong.methods.base import MethodContext, RehearsalConfig
 from lifelong.methods.er import ER
-from lifelong.seed import rng_state, seed_everything
-from lifelong.train import FitState, training_inputs
+from lifelong.running.seed import rng_state, seed_everything
+from lifelong.running.train import FitState, training_inputs
 from lifelong.types import Batch
 
 

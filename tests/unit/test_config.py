@@ -12,10 +12,10 @@ import yaml
 from lifelong.backbones.mlp import MLPConfig
 from lifelong.backbones.resnet import ResNetConfig
 from lifelong.config import RunConfig, merge, qualify, resolve, set_key
+from lifelong.config.presets import load_preset, matching_preset, preset_description, preset_names
 from lifelong.data.scenarios import SCENARIOS
 from lifelong.errors import ConfigError
 from lifelong.methods.derpp import DERppConfig
-from lifelong.presets import load_preset, matching_preset, preset_description, preset_names
 
 DERPP_RAW: dict[str, Any] = {
     "method": {"name": "derpp", "alpha": 0.2, "beta": 1, "buffer_size": 500, "lr": 0.03},

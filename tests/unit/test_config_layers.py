@@ -9,11 +9,11 @@ import pytest
 import lifelong
 from lifelong.cli import FLAGS, build_parser, config_from_args
 from lifelong.config import REQUEST_KEYS, layered_config
+from lifelong.config.presets import load_preset, preset_names
 from lifelong.data.scenarios import SCENARIOS
 from lifelong.errors import ConfigError
-from lifelong.experiment import Experiment
 from lifelong.methods.base import METHODS
-from lifelong.presets import load_preset, preset_names
+from lifelong.running.experiment import Experiment
 
 
 def cli_config(*argv: str):

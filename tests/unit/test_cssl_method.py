@@ -18,6 +18,7 @@ from sklearn.preprocessing import StandardScaler
 import lifelong.components  # noqa: F401  (fills the registries)
 from lifelong.backbones import BACKBONES
 from lifelong.backbones.resnet import ResNetConfig
+from lifelong.config.training import TrainConfig
 from lifelong.data.stream import Experience, Stream
 from lifelong.data.tensors import ImageSet
 from lifelong.data.transforms import ImageTransform
@@ -27,11 +28,11 @@ from lifelong.evaluation.probe_head import FittedProbe, balanced_sample, fit_rid
 from lifelong.evaluation.probes import ProbeConfig, extract_features
 from lifelong.methods.base import METHODS, MethodContext
 from lifelong.methods.cssl import CSSL, CSSLConfig, as_uint8
-from lifelong.run_logger import RunLogger
-from lifelong.seed import restore_rng_state, rng_state
+from lifelong.reporting.run_logger import RunLogger
+from lifelong.running.seed import restore_rng_state, rng_state
+from lifelong.running.train import FitState, batches, fit
 from lifelong.ssl.model import SSL_MODELS
 from lifelong.ssl.options import SSLModelOptions
-from lifelong.train import FitState, TrainConfig, batches, fit
 from lifelong.types import Batch
 
 CPU = torch.device("cpu")

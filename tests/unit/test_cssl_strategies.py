@@ -21,6 +21,7 @@ from lifelong.data.transforms import ImageTransform
 from lifelong.errors import ConfigError
 from lifelong.methods.base import MethodContext
 from lifelong.methods.cssl import CSSL, CSSLConfig
+from lifelong.running.train import batches
 from lifelong.ssl.losses import negative_cosine_per_sample
 from lifelong.ssl.strategies.base import (
     SSL_STRATEGIES,
@@ -30,7 +31,6 @@ from lifelong.ssl.strategies.base import (
     mse_criterion,
     statistics_kept,
 )
-from lifelong.train import batches
 from lifelong.types import Batch
 
 CPU = torch.device("cpu")

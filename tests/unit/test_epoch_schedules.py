@@ -15,6 +15,7 @@ import torch
 import lifelong.components  # noqa: F401
 from lifelong.backbones import BACKBONES
 from lifelong.backbones.mlp import MLPConfig
+from lifelong.config.training import TrainConfig
 from lifelong.data.catalog import GREY
 from lifelong.data.stream import Experience, Stream
 from lifelong.data.tensors import ImageSet
@@ -24,9 +25,9 @@ from lifelong.methods.ar1_star import AR1Star, AR1StarConfig
 from lifelong.methods.base import METHODS, Method, MethodConfig, MethodContext
 from lifelong.methods.finetune import Finetune
 from lifelong.methods.sarl import SARL, SARLConfig
-from lifelong.run_logger import RunLogger
-from lifelong.seed import seed_everything
-from lifelong.train import TrainConfig, batches, epoch_steps, fit
+from lifelong.reporting.run_logger import RunLogger
+from lifelong.running.seed import seed_everything
+from lifelong.running.train import batches, epoch_steps, fit
 from lifelong.types import Batch, StepOutput
 
 CPU = torch.device("cpu")
@@ -167,7 +168,7 @@ def test_sarl_epochs_too_short_for_the_warmup_only_warn(
 ) -> None:
     stream = _stream(experiences=2)
     method = _sarl(stream, warmup_epochs=0)
-    with caplog.at_level(logging.WARNING, logger="lifelong.train"):
+    with caplog.at_level(logging.WARNING, logger="lifelong.running.train"):
         _fit(method, stream, epochs=1)
     assert any("method.warmup_epochs=0" in r.getMessage() for r in caplog.records)
 

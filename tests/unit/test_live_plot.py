@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from lifelong.errors import ConfigError
-from lifelong.live_plot import VisdomPlot
-from lifelong.run_logger import RunLogger
+from lifelong.reporting.live_plot import VisdomPlot
+from lifelong.reporting.run_logger import RunLogger
 from lifelong.types import StepOutput
 
 

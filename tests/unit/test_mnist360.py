@@ -6,7 +6,7 @@ import torch
 
 from lifelong.data.mnist360 import CLASSES, MIXING_BATCH, incremental_angles, stream_batches
 from lifelong.data.transforms import ImageTransform
-from lifelong.train import batches
+from lifelong.running.train import batches
 
 
 def _labels(per_class: int = 60) -> torch.Tensor:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lifelong.pdf_report import Generates, generated_samples, read_steps, write_pdf
+from lifelong.reporting.pdf_report import Generates, generated_samples, read_steps, write_pdf
 
 
 def _pages(path: Path) -> int:

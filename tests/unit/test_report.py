@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lifelong.report import MAX_MATRIX_COLUMNS, matrix_table
+from lifelong.reporting.report import MAX_MATRIX_COLUMNS, matrix_table
 
 
 def results_with(matrix: list[list[float]]) -> dict[str, object]:

@@ -9,6 +9,7 @@ import lifelong.components  # noqa: F401
 from lifelong.backbones import BACKBONES
 from lifelong.backbones.mlp import MLPConfig
 from lifelong.backbones.sparse import SparseResNetConfig
+from lifelong.config.training import TrainConfig
 from lifelong.data.catalog import GREY
 from lifelong.data.stream import Experience, Stream
 from lifelong.data.tensors import ImageSet
@@ -16,9 +17,9 @@ from lifelong.evaluation.evaluator import Evaluator
 from lifelong.losses.prototypes import cosine_groups, prototype_regularisation, semantic_contrast
 from lifelong.methods.base import MethodContext
 from lifelong.methods.sarl import SARL, SARLConfig
-from lifelong.run_logger import RunLogger
-from lifelong.seed import seed_everything
-from lifelong.train import TrainConfig, fit
+from lifelong.reporting.run_logger import RunLogger
+from lifelong.running.seed import seed_everything
+from lifelong.running.train import fit
 
 
 def test_prototype_regularisation_hand_value() -> None:

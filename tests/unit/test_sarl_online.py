@@ -21,8 +21,8 @@ from lifelong.data.tensors import ImageSet
 from lifelong.errors import ConfigError
 from lifelong.methods.base import MethodContext
 from lifelong.methods.sarl_online import SARLOnline, SARLOnlineConfig
-from lifelong.seed import seed_everything
-from lifelong.train import batches
+from lifelong.running.seed import seed_everything
+from lifelong.running.train import batches
 from lifelong.types import Batch
 
 FAST = ("--no-progress", "--no-tensorboard")

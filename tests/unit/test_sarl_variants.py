@@ -13,6 +13,7 @@ from lifelong.backbones import BACKBONES
 from lifelong.backbones.mlp import MLPConfig
 from lifelong.buffers.tensor_buffer import TensorBuffer
 from lifelong.cli import build_parser, config_from_args
+from lifelong.config.training import TrainConfig
 from lifelong.data.catalog import GREY
 from lifelong.data.stream import Experience, Stream
 from lifelong.data.tensors import ImageSet
@@ -25,9 +26,9 @@ from lifelong.methods.sarl_enhanced_gelu_balanced import (
 )
 from lifelong.nn.k_winners import KWinners
 from lifelong.nn.semantic_similarity import similarity_targets
-from lifelong.run_logger import RunLogger
-from lifelong.seed import seed_everything
-from lifelong.train import TrainConfig, fit, training_inputs
+from lifelong.reporting.run_logger import RunLogger
+from lifelong.running.seed import seed_everything
+from lifelong.running.train import fit, training_inputs
 from lifelong.types import Batch
 
 

@@ -23,8 +23,8 @@ from lifelong.errors import ConfigError
 from lifelong.methods.base import METHODS, MethodContext
 from lifelong.methods.si import SI, SIConfig
 from lifelong.nn.synaptic_intelligence import SynapticIntelligence
-from lifelong.seed import seed_everything
-from lifelong.train import batches
+from lifelong.running.seed import seed_everything
+from lifelong.running.train import batches
 
 CPU = torch.device("cpu")
 FAST = ("--no-progress", "--no-tensorboard")

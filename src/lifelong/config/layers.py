@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lifelong.config.presets import load_preset, load_yaml, matching_preset
 from lifelong.config.schema import RunConfig, flatten, merge, qualify, resolve, set_key
 from lifelong.data.scenarios import SCENARIOS
 from lifelong.methods.base import METHODS
-from lifelong.presets import load_preset, load_yaml, matching_preset
 
 log = logging.getLogger(__name__)
 

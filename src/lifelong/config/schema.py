@@ -17,10 +17,10 @@ from typing import Any
 
 import lifelong.components  # noqa: F401  (fills the registries)
 from lifelong.backbones import BACKBONES
+from lifelong.config.training import TrainConfig
 from lifelong.data.scenarios import SCENARIOS, DatasetConfig
 from lifelong.errors import ConfigError
 from lifelong.methods.base import METHODS, MethodConfig
-from lifelong.train import TrainConfig
 
 Raw = dict[str, Any]
 SECTIONS = ("method", "dataset", "backbone", "train")

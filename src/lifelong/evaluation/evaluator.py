@@ -5,12 +5,30 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol as TypingProtocol
 
 import torch
 
 from lifelong.data.stream import Experience, Protocol, Stream
 from lifelong.data.tensors import ImageSet
-from lifelong.methods.base import Method
+
+
+class Predictor(TypingProtocol):
+    """What the evaluator needs of a model: logits for inputs, and a train/eval switch.
+
+    Every :class:`~lifelong.methods.base.Method` is one (it is an ``nn.Module`` with
+    ``predict``); so is any module a user wraps, without importing the method layer.
+    """
+
+    training: bool
+
+    def train(self, mode: bool = True) -> object:
+        """Switch training mode (``nn.Module.train``)."""
+        ...
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, num_classes]`` for a normalised batch ``x``."""
+        ...
 
 
 def task_mask(num_classes: int, classes: tuple[int, ...], device: torch.device) -> torch.Tensor:
@@ -21,7 +39,7 @@ def task_mask(num_classes: int, classes: tuple[int, ...], device: torch.device) 
 
 
 @contextmanager
-def evaluation_mode(method: Method) -> Iterator[None]:
+def evaluation_mode(method: Predictor) -> Iterator[None]:
     """Put ``method`` in eval mode for the block, then restore its previous mode."""
     was_training = method.training
     method.train(False)
@@ -50,7 +68,7 @@ class Evaluator:
 
     @torch.inference_mode()
     def accuracy(
-        self, method: Method, experience: Experience, images: ImageSet | None = None
+        self, method: Predictor, experience: Experience, images: ImageSet | None = None
     ) -> dict[Protocol, float]:
         """Accuracy on one experience's test set (or ``images``) under every protocol."""
         test = experience.test if images is None else images
@@ -66,7 +84,7 @@ class Evaluator:
                 correct[protocol] += int((scores.argmax(1) == y).sum())
         return {p: 100.0 * c / max(len(test), 1) for p, c in correct.items()}
 
-    def validate(self, method: Method) -> dict[str, list[float]]:
+    def validate(self, method: Predictor) -> dict[str, list[float]]:
         """Accuracies on every experience's validation set (the stream must hold them)."""
         rows: dict[str, list[float]] = {p: [] for p in self.stream.protocols}
         with evaluation_mode(method):
@@ -77,7 +95,7 @@ class Evaluator:
                     rows[protocol].append(value)
         return rows
 
-    def evaluate(self, method: Method, upto: int | None = None) -> dict[str, list[float]]:
+    def evaluate(self, method: Predictor, upto: int | None = None) -> dict[str, list[float]]:
         """Accuracies on experiences ``0..upto`` (all when None); NaN for the rest.
 
         The method is put in eval mode for the evaluation and restored afterwards.

@@ -118,8 +118,8 @@ class CSSL(Method):
     batch); the probe's training set is capped per class and it has no validation split; random
     numbers come from the run's generator. The strategies list their own differences.
 
-    Users driving their own stream call :func:`lifelong.train.train_experience` with this method
-    and an :class:`~lifelong.data.stream.Experience` (then evaluate with the evaluator).
+    Users driving their own stream call :func:`lifelong.running.train.train_experience` with this
+    method and an :class:`~lifelong.data.stream.Experience` (then evaluate with the evaluator).
     """
 
     name = "cssl"

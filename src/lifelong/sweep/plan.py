@@ -20,9 +20,9 @@ from typing import Any
 
 import yaml
 
-from lifelong.compare import IGNORED
 from lifelong.config import SECTIONS, TOP_LEVEL, RunConfig, flatten, set_key
 from lifelong.errors import ConfigError, RunDirError, UserError
+from lifelong.reporting.compare import IGNORED
 
 SWEEP_KEYS = ("common", "experiments", "hyperparams_search", "seeds", "out")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -294,8 +294,8 @@ def completed_results(run_dir: Path) -> Raw | None:
 def _check_finished(trial: Trial) -> None:
     """A finished run in a trial's folder must have the trial's configuration.
 
-    As in :mod:`lifelong.compare`, only fields both configs record count: a run written before a
-    field existed ran with that field's earlier behaviour.
+    As in :mod:`lifelong.reporting.compare`, only fields both configs record count: a run written
+    before a field existed ran with that field's earlier behaviour.
     """
     results = completed_results(trial.run_dir)
     if results is None:

@@ -1,8 +1,9 @@
 """Sweep summary: mean ± std over seeds per experiment and grid point, the best point marked.
 
 Written as ``OUT/summary.md`` (table), ``OUT/summary.json`` and ``OUT/summary.png`` (the bar plot
-of :func:`lifelong.compare.comparison_plot`; the means and stds are :class:`lifelong.compare.Group`
-values, so they match ``lifelong compare`` on the same run directories).
+of :func:`lifelong.reporting.compare.comparison_plot`; the means and stds are
+:class:`lifelong.reporting.compare.Group` values, so they match ``lifelong compare`` on the same
+run directories).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lifelong.checkpoint import atomic_write_text
-from lifelong.compare import Group, comparison_plot
+from lifelong.reporting.compare import Group, comparison_plot
 from lifelong.sweep.plan import Sweep, Trial
 from lifelong.sweep.runner import TRIAL_LOG, VALIDATION, Attempt
 

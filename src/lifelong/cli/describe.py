@@ -12,12 +12,12 @@ from typing import Any
 from lifelong.backbones import BACKBONES
 from lifelong.buffers.stream_buffers import STREAM_BUFFERS
 from lifelong.config import flatten
+from lifelong.config.presets import load_preset, preset_description, preset_names
+from lifelong.config.training import TrainConfig
 from lifelong.data.scenarios import SCENARIOS, DatasetConfig
 from lifelong.methods.base import METHODS
-from lifelong.presets import load_preset, preset_description, preset_names
 from lifelong.ssl.model import SSL_MODELS
 from lifelong.ssl.strategies.base import SSL_STRATEGIES
-from lifelong.train import TrainConfig
 
 
 def field_docs(cls: type[Any]) -> dict[str, str]:

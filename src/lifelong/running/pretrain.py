@@ -26,8 +26,8 @@ from lifelong.data.tensors import ImageSet
 from lifelong.data.transforms import ImageTransform
 from lifelong.errors import ConfigError
 from lifelong.generative.conv_encoder import ConvEncoder, ConvEncoderConfig
-from lifelong.seed import seed_everything
-from lifelong.train import batches
+from lifelong.running.seed import seed_everything
+from lifelong.running.train import batches
 
 log = logging.getLogger(__name__)
 

@@ -17,59 +17,17 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
+from lifelong.config.training import TrainConfig
 from lifelong.data.stream import Experience, Stream
 from lifelong.data.tensors import ImageSet
 from lifelong.data.transforms import ImageTransform
 from lifelong.errors import ConfigError
 from lifelong.evaluation.evaluator import Evaluator
 from lifelong.methods.base import EpochNeed, Method
-from lifelong.run_logger import RunLogger
+from lifelong.reporting.run_logger import RunLogger
 from lifelong.types import Batch
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How the loop trains and evaluates."""
-
-    epochs: int = 1
-    """Epochs per experience (ignored when ``iters`` is set)."""
-    iters: int | None = None
-    """Fixed number of iterations per experience (as in the BI-R code); overrides ``epochs``.
-    They run as passes over the data (epochs, the last one partial), so epoch-counted
-    schedules keep their meaning."""
-    batch_size: int = 32
-    """Examples of the current experience per step."""
-    eval_batch_size: int = 1000
-    """Test batch size."""
-    log_every: int = 50
-    """Steps between step-log records; the loss is also checked for NaN/inf there."""
-    chunk_batches: int = 64
-    """Batches gathered and augmented in one tensor operation (speed only, not semantics)."""
-    evaluate_future: bool = True
-    """Evaluate not-yet-trained experiences too (the untrained row feeds forward transfer)."""
-    progress: bool = True
-    """Show progress bars."""
-    checkpoint_every: int = 0
-    """Experiences between checkpoints (0: automatic, about 20 per stream; the last is always)."""
-    checkpoint_minutes: float = 10.0
-    """Also checkpoint at the first boundary this many minutes after the previous checkpoint."""
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size", "log_every", "chunk_batches"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
-        if self.checkpoint_every < 0:
-            raise ConfigError(
-                f"train.checkpoint_every must be >= 0 (0: automatic), got {self.checkpoint_every}"
-            )
-        if not self.checkpoint_minutes > 0:
-            raise ConfigError(
-                f"train.checkpoint_minutes must be positive, got {self.checkpoint_minutes}"
-            )
-        if self.iters is not None and self.iters <= 0:
-            raise ConfigError(f"train.iters must be positive, got {self.iters}")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from lifelong.results import matrix_of
+from lifelong.reporting.results import matrix_of
 
 REPORT_NAME = "report.pdf"
 

@@ -18,18 +18,25 @@ import yaml
 from lifelong.backbones import BACKBONES
 from lifelong.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from lifelong.config import RunConfig, resolve
+from lifelong.config.training import TrainConfig
 from lifelong.data.catalog import build_stream
 from lifelong.data.stream import Stream
 from lifelong.errors import ConfigError, RunDirError
 from lifelong.evaluation.evaluator import Evaluator
-from lifelong.live_plot import LivePlot, VisdomPlot
 from lifelong.methods.base import METHODS, Method, MethodContext
-from lifelong.pdf_report import REPORT_NAME, Generates, generated_samples, read_steps, write_pdf
-from lifelong.report import write_plots
-from lifelong.results import read_results, results_dict, write_results
-from lifelong.run_logger import RunLogger, truncate_metrics
-from lifelong.seed import restore_rng_state, rng_state, seed_everything
-from lifelong.train import FitState, TrainConfig, fit
+from lifelong.reporting.live_plot import LivePlot, VisdomPlot
+from lifelong.reporting.pdf_report import (
+    REPORT_NAME,
+    Generates,
+    generated_samples,
+    read_steps,
+    write_pdf,
+)
+from lifelong.reporting.report import write_plots
+from lifelong.reporting.results import read_results, results_dict, write_results
+from lifelong.reporting.run_logger import RunLogger, truncate_metrics
+from lifelong.running.seed import restore_rng_state, rng_state, seed_everything
+from lifelong.running.train import FitState, fit
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -144,8 +151,8 @@ def execute(
 ) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir`` (resuming from its checkpoint if asked); return results.
 
-    With ``pdf`` the run's PDF report (:mod:`lifelong.pdf_report`) is written at the end; with
-    ``visdom`` the step logs and accuracies also go to a running visdom server.
+    With ``pdf`` the run's PDF report (:mod:`lifelong.reporting.pdf_report`) is written at the end;
+    with ``visdom`` the step logs and accuracies also go to a running visdom server.
     """
     live = VisdomPlot(env=run_dir.name) if visdom else None
     check_destination(run_dir, resume)

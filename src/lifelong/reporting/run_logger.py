@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from lifelong.errors import NonFiniteLossError
-from lifelong.live_plot import LivePlot
+from lifelong.reporting.live_plot import LivePlot
 from lifelong.types import StepOutput
 
 log = logging.getLogger(__name__)

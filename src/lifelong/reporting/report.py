@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from lifelong.results import matrix_of
+from lifelong.reporting.results import matrix_of
 
 SUMMARY_NAMES = {
     "average_accuracy": "avg acc",

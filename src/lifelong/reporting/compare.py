@@ -9,7 +9,7 @@ from typing import Any
 
 from lifelong.config import flatten
 from lifelong.errors import RunDirError
-from lifelong.results import read_results
+from lifelong.reporting.results import read_results
 
 IGNORED = {"seed", "dataset.root", "dataset.download", "train.progress"}
 

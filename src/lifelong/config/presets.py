@@ -10,7 +10,7 @@ import yaml
 
 from lifelong.errors import ConfigError
 
-PRESET_DIR = Path(__file__).resolve().parent / "preset_files"
+PRESET_DIR = Path(__file__).resolve().parent.parent / "preset_files"
 
 
 def preset_names() -> list[str]:

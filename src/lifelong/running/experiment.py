@@ -81,7 +81,7 @@ class Experiment:
             progress: Show progress bars.
             tensorboard: Write TensorBoard events.
         """
-        from lifelong.run import default_run_dir, execute
+        from lifelong.running.run import default_run_dir, execute
 
         cfg = self.config()
         if not progress:

@@ -5,17 +5,35 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from lifelong.checkpoint import atomic_write_text
 from lifelong.errors import RunDirError
 from lifelong.evaluation.metrics import summarize
-from lifelong.train import FitState
 
 
-def results_dict(state: FitState, num_experiences: int, config: dict[str, Any]) -> dict[str, Any]:
+class RunProgress(Protocol):
+    """A run's progress as the results file records it (``lifelong.running.train.FitState``)."""
+
+    @property
+    def next_experience(self) -> int: ...  # noqa: D102
+    @property
+    def rows(self) -> dict[str, list[list[float]]]: ...  # noqa: D102
+    @property
+    def initial(self) -> dict[str, list[float]]: ...  # noqa: D102
+    @property
+    def step(self) -> int: ...  # noqa: D102
+    @property
+    def seconds(self) -> list[float]: ...  # noqa: D102
+    @property
+    def validation(self) -> dict[str, list[float]]: ...  # noqa: D102
+
+
+def results_dict(
+    state: RunProgress, num_experiences: int, config: dict[str, Any]
+) -> dict[str, Any]:
     """The JSON-ready results of a (possibly partial) run."""
     protocols = {}
     for protocol, rows in state.rows.items():

@@ -1,0 +1,145 @@
+"""What each ``lifelong`` sub-command does, given its parsed arguments."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from lifelong.cli.flags import config_from_args, layered_from_args
+from lifelong.cli.parser import FLAGS, build_parser, parse_command
+from lifelong.config import REQUEST_KEYS, RunConfig
+from lifelong.errors import ConfigError
+
+log = logging.getLogger("lifelong")
+
+
+def command_run(args: argparse.Namespace) -> int:
+    """``lifelong run``."""
+    from lifelong.reporting.report import full_report
+    from lifelong.running.run import default_run_dir, execute, load_run_config
+
+    if args.resume is not None:
+        given = [REQUEST_KEYS[f] for f in FLAGS if getattr(args, f) is not None]
+        given += [f"--{name}" for name in ("preset", "config", "run_dir") if getattr(args, name)]
+        given += [t for t in args.field_flags if t.startswith("--")]
+        if given or args.set or args.download:
+            raise ConfigError(
+                "--resume continues a run with the config saved in it: drop the other settings "
+                f"({', '.join(given + ['--set'] * bool(args.set))}) or start a new run"
+            )
+        cfg = load_run_config(args.resume)
+        run_dir = args.resume
+    else:
+        layered = layered_from_args(args)
+        if args.explain_config:
+            sys.stdout.write(layered.explain())
+            return 0
+        cfg = layered.config
+        run_dir = args.run_dir or default_run_dir(cfg)
+    if args.no_progress:
+        cfg = _without_progress(cfg)
+    log.info("run directory: %s", run_dir)
+    results = execute(
+        cfg,
+        run_dir,
+        resume=args.resume is not None,
+        tensorboard=not args.no_tensorboard,
+        pdf=args.pdf,
+        visdom=args.visdom,
+    )
+    sys.stdout.write(full_report(results))
+    sys.stdout.write(f"\nrun directory: {run_dir}\n")
+    return 0
+
+
+def _without_progress(cfg: RunConfig) -> RunConfig:
+    import dataclasses
+
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=False))
+
+
+def command_report(args: argparse.Namespace) -> int:
+    """``lifelong report RUN_DIR``."""
+    from lifelong.reporting.report import full_report, write_plots
+    from lifelong.reporting.results import read_results
+
+    results = read_results(args.run_dir)
+    sys.stdout.write(full_report(results))
+    for path in write_plots(results, args.run_dir):
+        sys.stdout.write(f"wrote {path}\n")
+    if args.pdf:
+        from lifelong.running.run import pdf_for_finished_run
+
+        sys.stdout.write(f"wrote {pdf_for_finished_run(args.run_dir)}\n")
+    return 0
+
+
+def command_pretrain(args: argparse.Namespace) -> int:
+    """``lifelong pretrain``: BI-R's conv layers, trained as a plain classifier, saved to a file."""
+    from lifelong.data.scenarios import DatasetConfig
+    from lifelong.running.pretrain import PretrainConfig, pretrain_conv
+    from lifelong.running.run import resolve_device
+
+    cfg = PretrainConfig(
+        dataset=DatasetConfig(name=args.dataset, root=args.data_root),
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        augment=not args.no_augment,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    accuracy = pretrain_conv(cfg, args.out, resolve_device(args.device))
+    sys.stdout.write(f"test accuracy {accuracy:.2f}%; conv layers written to {args.out}\n")
+    return 0
+
+
+def command_compare(args: argparse.Namespace) -> int:
+    """``lifelong compare RUN...``: writes comparison.md and comparison.png."""
+    from lifelong.checkpoint import atomic_write_text
+    from lifelong.reporting.compare import comparison_plot, comparison_table, find_runs, group_runs
+    from lifelong.running.run import prepare_run_dir
+
+    groups = group_runs(find_runs(args.runs))
+    table = comparison_table(groups)
+    prepare_run_dir(args.out, resume=True)
+    atomic_write_text(args.out / "comparison.md", table)
+    plot = comparison_plot(groups, args.out / "comparison.png")
+    sys.stdout.write(table + f"wrote {args.out / 'comparison.md'} and {plot}\n")
+    return 0
+
+
+def command_sweep(args: argparse.Namespace) -> int:
+    """``lifelong sweep FILE``: exit code 0, or 1 when a trial failed (2 for a bad file)."""
+    from lifelong.sweep import (
+        check_backend,
+        completed_results,
+        load_sweep,
+        run_sweep,
+        write_summary,
+    )
+
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be 1 or more, got {args.jobs}")
+
+    def resolve_run(arguments: Sequence[str]) -> RunConfig:
+        return config_from_args(parse_command(build_parser(), ["run", *arguments]))
+
+    sweep = load_sweep(args.file, resolve_run, args.out)
+    check_backend(args.backend)
+    if args.dry_run:
+        for trial in sweep.trials:
+            done = " (finished before)" if completed_results(trial.run_dir) else ""
+            sys.stdout.write(f"{trial.label}: {trial.run_dir}{done}\n")
+        sys.stdout.write(f"{len(sweep.trials)} trials; nothing run (--dry-run)\n")
+        return 0
+    log.info("sweep %s: %d trials in %s", args.file, len(sweep.trials), sweep.out)
+    outcomes = run_sweep(sweep, args.jobs, args.backend, tensorboard=not args.no_tensorboard)
+    text, path = write_summary(sweep, outcomes)
+    failed = sum(attempt.status == "failed" for _trial, attempt in outcomes)
+    sys.stdout.write(text + f"\nwrote {path}\n")
+    if failed:
+        sys.stderr.write(f"lifelong: {failed} of {len(outcomes)} trials failed (see {path})\n")
+    return 1 if failed else 0

@@ -1,0 +1,56 @@
+"""The command line: ``lifelong run | list | report | compare | pretrain | sweep``.
+
+``main(argv)`` returns the exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+from lifelong.cli.commands import (
+    command_compare,
+    command_pretrain,
+    command_report,
+    command_run,
+    command_sweep,
+)
+from lifelong.cli.parser import build_parser, parse_command
+from lifelong.errors import UserError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv``; return the exit code (2 for bad input)."""
+    parser = build_parser()
+    try:
+        args = parse_command(parser, argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s"
+        )
+    try:
+        if args.command == "run":
+            return command_run(args)
+        if args.command == "list":
+            from lifelong.cli.describe import list_text
+
+            sys.stdout.write(list_text(args.what))
+            return 0
+        if args.command == "compare":
+            return command_compare(args)
+        if args.command == "pretrain":
+            return command_pretrain(args)
+        if args.command == "sweep":
+            return command_sweep(args)
+        return command_report(args)
+    except UserError as err:
+        sys.stderr.write(f"lifelong: error: {err}\n")
+        return 2
+
+
+def entry_point() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
