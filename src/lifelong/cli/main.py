@@ -14,9 +14,9 @@ from lifelong.cli.commands import (
     command_pretrain,
     command_report,
     command_run,
-    command_sweep,
 )
 from lifelong.cli.parser import build_parser, parse_command
+from lifelong.cli.sweep_command import command_sweep
 from lifelong.errors import UserError
 
 
@@ -45,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_pretrain(args)
         if args.command == "sweep":
             return command_sweep(args)
+        if args.command == "cssl":
+            from lifelong.cli.cssl import command_cssl
+
+            return command_cssl(args)
         return command_report(args)
     except UserError as err:
         sys.stderr.write(f"lifelong: error: {err}\n")

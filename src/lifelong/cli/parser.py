@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("runs", type=Path, nargs="+", help="run directories or folders of them")
     compare.add_argument("--out", type=Path, default=Path("."), help="where to write the files")
     _add_sweep_parser(sub)
+    from lifelong.cli.cssl import add_cssl_parser  # after parser.py is loaded: cssl may use it
+
+    add_cssl_parser(sub)
     return parser
 
 
