@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from lifelong.cli.flags import layered_from_args
+from lifelong.cli.mammoth import check_best_args, mammoth_request, write_after_run
 from lifelong.cli.parser import FLAGS
 from lifelong.config import REQUEST_KEYS, RunConfig
 from lifelong.errors import ConfigError
@@ -15,14 +17,15 @@ log = logging.getLogger("lifelong")
 
 
 def command_run(args: argparse.Namespace) -> int:
-    """``lifelong run``."""
+    """``lifelong run`` (mammoth's flags included, see :mod:`lifelong.cli.mammoth`)."""
     from lifelong.reporting.report import full_report
     from lifelong.running.run import default_run_dir, execute, load_run_config
 
+    mammoth = mammoth_request(args)
     if args.resume is not None:
         given = [REQUEST_KEYS[f] for f in FLAGS if getattr(args, f) is not None]
         given += [f"--{name}" for name in ("preset", "config", "run_dir") if getattr(args, name)]
-        given += [t for t in args.field_flags if t.startswith("--")]
+        given += [t for t in args.field_flags if t.startswith("--")] + list(mammoth.run_flags)
         if given or args.set or args.download:
             raise ConfigError(
                 "--resume continues a run with the config saved in it: drop the other settings "
@@ -31,13 +34,14 @@ def command_run(args: argparse.Namespace) -> int:
         cfg = load_run_config(args.resume)
         run_dir = args.resume
     else:
-        layered = layered_from_args(args)
+        layered = layered_from_args(args, mammoth.overrides)
+        check_best_args(mammoth, layered.config)
         if args.explain_config:
             sys.stdout.write(layered.explain())
             return 0
         cfg = layered.config
-        run_dir = args.run_dir or default_run_dir(cfg)
-    if args.no_progress:
+        run_dir = args.run_dir or default_run_dir(cfg, mammoth.output_root or Path("runs"))
+    if args.no_progress or mammoth.no_progress:
         cfg = _without_progress(cfg)
     log.info("run directory: %s", run_dir)
     results = execute(
@@ -49,6 +53,8 @@ def command_run(args: argparse.Namespace) -> int:
         visdom=args.visdom,
     )
     sys.stdout.write(full_report(results))
+    for path in write_after_run(mammoth, results, run_dir):
+        sys.stdout.write(f"wrote {path}\n")
     sys.stdout.write(f"\nrun directory: {run_dir}\n")
     return 0
 

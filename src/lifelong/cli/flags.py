@@ -62,11 +62,19 @@ def parse_set(items: list[str]) -> list[tuple[str, Any]]:
     return pairs
 
 
-def layered_from_args(args: argparse.Namespace) -> Layered:
-    """The run's config and each field's layer, from the flags (see :mod:`lifelong.config`)."""
+def layered_from_args(
+    args: argparse.Namespace, first_overrides: Sequence[tuple[str, Any]] = ()
+) -> Layered:
+    """The run's config and each field's layer, from the flags (see :mod:`lifelong.config`).
+
+    Args:
+        args: Parsed ``lifelong run`` arguments.
+        first_overrides: Overrides applied before the field flags and ``--set`` (which win),
+            e.g. those of the mammoth flags.
+    """
     request = {field: getattr(args, field) for field in FLAGS}
     request["download"] = args.download
-    overrides = [*parse_field_flags(args.field_flags), *parse_set(args.set)]
+    overrides = [*first_overrides, *parse_field_flags(args.field_flags), *parse_set(args.set)]
     return layered_config(request, args.preset, args.config, overrides)
 
 

@@ -1,4 +1,4 @@
-"""The command line: ``lifelong run | list | report | compare | pretrain | sweep``.
+"""The command line: ``lifelong run | list | report | compare | pretrain | sweep | cssl | bir``.
 
 ``main(argv)`` returns the exit code.
 """
@@ -27,10 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parse_command(parser, argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    quiet = args.quiet or getattr(args, "non_verbose", False)  # mammoth's --non_verbose
     if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s"
-        )
+        logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
     try:
         if args.command == "run":
             return command_run(args)
@@ -49,6 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from lifelong.cli.cssl import command_cssl
 
             return command_cssl(args)
+        if args.command == "bir":
+            from lifelong.cli.bir import command_bir
+
+            return command_bir(args)
         return command_report(args)
     except UserError as err:
         sys.stderr.write(f"lifelong: error: {err}\n")

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from lifelong.cli.mammoth import add_mammoth_flags
+
 # request field (lifelong.config.REQUEST_KEYS) → (type, help); the flag is the field with dashes,
 # and every flag is also accepted with underscores (--buffer_size).
 FLAGS: dict[str, tuple[type, str]] = {
@@ -70,6 +72,7 @@ def _add_run_parser(sub: Any) -> None:
         action="store_true",
         help="print every config field, its value and the layer that set it, then stop",
     )
+    add_mammoth_flags(run)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -127,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     from lifelong.cli.cssl import add_cssl_parser  # after parser.py is loaded: cssl may use it
 
     add_cssl_parser(sub)
+    from lifelong.cli.bir import add_bir_parser
+
+    add_bir_parser(sub)
     return parser
 
 

@@ -54,10 +54,10 @@ class Built:
     generator: torch.Generator
 
 
-def default_run_dir(cfg: RunConfig) -> Path:
-    """``runs/<dataset>/<method>-<timestamp>-s<seed>``."""
+def default_run_dir(cfg: RunConfig, root: Path = Path("runs")) -> Path:
+    """``<root>/<dataset>/<method>-<timestamp>-s<seed>`` (``root``: ``runs`` by default)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / cfg.dataset.name / f"{cfg.method_name}-{stamp}-s{cfg.seed}"
+    return root / cfg.dataset.name / f"{cfg.method_name}-{stamp}-s{cfg.seed}"
 
 
 def resolve_device(name: str) -> torch.device:
