@@ -38,6 +38,25 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     return run
 
 
+def expect_one_line_error(result: CliResult, *needles: str) -> str:
+    """Exit 2, exactly one stderr line starting ``lifelong: error:``, no traceback; return it."""
+    assert result.code == 2, (result.code, result.err)
+    assert "Traceback" not in result.err
+    lines = result.err.splitlines()
+    assert len(lines) == 1, f"expected one stderr line, got {len(lines)}:\n{result.err}"
+    message = lines[0]
+    assert message.startswith("lifelong: error: "), message
+    for needle in needles:
+        assert needle in message, f"{needle!r} not in {message!r}"
+    return message
+
+
+@pytest.fixture
+def one_line_error() -> Callable[..., str]:
+    """``check(result, *needles)``: a one-line ``lifelong: error:`` with exit 2; the line."""
+    return expect_one_line_error
+
+
 @pytest.fixture
 def lifelong_script() -> str:
     """The installed ``lifelong`` console script next to this interpreter."""

@@ -26,7 +26,7 @@ from lifelong.data.scenarios import (
 from lifelong.data.stream import Stream
 from lifelong.data.tensors import TrainTest
 from lifelong.data.transforms import ImageTransform
-from lifelong.errors import ConfigError
+from lifelong.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +320,24 @@ def build_stream(cfg: DatasetConfig, seed: int) -> Stream:
             f"dataset.classes is not supported by {cfg.name}: only the class-incremental seq-* "
             "and the nic-fmnist / nic-tinyimg scenarios keep a subset of classes"
         )
+    _check_test_sets(stream, cfg)
     if cfg.augment or not stream.transform.augments:
         return stream
     plain = dataclasses.replace(stream.transform, crop_padding=0, hflip=False)
     return dataclasses.replace(stream, transform=plain)
+
+
+def _check_test_sets(stream: Stream, cfg: DatasetConfig) -> None:
+    """Refuse experiences without a test image: they would score 0 % in every metric."""
+    empty = [experience.id for experience in stream if len(experience.test) == 0]
+    if not empty:
+        return
+    cause = (
+        f"dataset.test_subsample={cfg.test_subsample} keeps too few test images"
+        if cfg.test_subsample not in (None, 1)
+        else "the data hold no test image of their classes"
+    )
+    raise DataError(
+        f"{cfg.name}: experience(s) {', '.join(map(str, empty))} of {len(stream)} have an empty "
+        f"test set ({cause}); an empty test set cannot be scored"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ def read_idx(path: Path) -> np.ndarray:
     """
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise DataError(
             f"cannot read {path}: {err}; the file is corrupt or truncated, delete it and "
             "download it again (--download)"
@@ -65,11 +66,22 @@ def _find(raw_dir: Path, stem: str) -> Path:
     )
 
 
-def _load_idx_pair(raw_dir: Path, prefix: str) -> ImageSet:
-    images = read_idx(_find(raw_dir, f"{prefix}-images-idx3-ubyte"))
-    labels = read_idx(_find(raw_dir, f"{prefix}-labels-idx1-ubyte"))
+def _load_idx_pair(raw_dir: Path, prefix: str, num_classes: int) -> ImageSet:
+    """Images (N, H, W) and labels (N,) of one split, checked against the format."""
+    images_path = _find(raw_dir, f"{prefix}-images-idx3-ubyte")
+    labels_path = _find(raw_dir, f"{prefix}-labels-idx1-ubyte")
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.ndim != 3:
+        raise DataError(f"{images_path} holds {images.ndim}-D data, not (N, H, W) images")
+    if labels.ndim != 1:
+        raise DataError(f"{labels_path} holds {labels.ndim}-D data, not (N,) labels")
     if images.shape[0] != labels.shape[0]:
         raise DataError(f"{raw_dir}: {images.shape[0]} images but {labels.shape[0]} labels")
+    if labels.size and int(labels.max()) >= num_classes:
+        raise DataError(
+            f"{labels_path} has label {int(labels.max())}, outside 0..{num_classes - 1}: the file "
+            "is corrupt; delete it and download it again (--download)"
+        )
     x = torch.from_numpy(images.copy()).unsqueeze(1)
     return ImageSet(x, torch.from_numpy(labels.astype(np.int64)))
 
@@ -86,8 +98,8 @@ def _load_mnist_like(root: str, folder: str, download: bool, classes: tuple[str,
             f"{folder} not found: looked in {raw_dir}; pass --data-root DIR where DIR/{folder}/raw "
             "holds the four IDX files (torchvision's layout), or add --download to fetch them"
         )
-    train = _load_idx_pair(raw_dir, "train")
-    test = _load_idx_pair(raw_dir, "t10k")
+    train = _load_idx_pair(raw_dir, "train", len(classes))
+    test = _load_idx_pair(raw_dir, "t10k", len(classes))
     log.info("loaded %s: %d train, %d test images from %s", folder, len(train), len(test), raw_dir)
     return TrainTest(train, test, classes)
 

@@ -62,6 +62,15 @@ class TrainTest:
     test: ImageSet
     class_names: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        # every loader's backstop: a label past the class list would silently drop its images
+        for split, images in (("train", self.train), ("test", self.test)):
+            if len(images) and (int(images.y.min()) < 0 or int(images.y.max()) >= self.num_classes):
+                raise DataError(
+                    f"the {split} split has labels {int(images.y.min())}..{int(images.y.max())} "
+                    f"but the dataset has {self.num_classes} classes; its files are corrupt"
+                )
+
     @property
     def num_classes(self) -> int:
         """Number of classes."""
