@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import pickle
@@ -543,3 +544,35 @@ def test_image_folder_errors(tmp_path: Path) -> None:
     (tmp_path / "val" / "a" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     with pytest.raises(DataError, match=r"broken\.png"):
         load_image_folder(str(tmp_path), size=16)
+
+
+def _zipped_tiny(tmp_path: Path) -> bytes:
+    """The fixture dataset as the official zip lays it out (``tiny-imagenet-200/...``)."""
+    import shutil
+
+    source = _write_tiny(tmp_path / "source")
+    archive = shutil.make_archive(str(tmp_path / "tiny"), "zip", source.parent, source.name)
+    return Path(archive).read_bytes()
+
+
+def test_tiny_imagenet_download_is_https_and_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    content = _zipped_tiny(tmp_path)
+    asked = _offline(monkeypatch, serves=content)
+    monkeypatch.setattr(tinyimagenet, "TINY_IMAGENET_MD5", hashlib.md5(content).hexdigest())
+    data = load_tiny_imagenet(str(tmp_path / "root"), download=True)
+    assert asked == ["https://cs231n.stanford.edu/tiny-imagenet-200.zip"]
+    assert data.num_classes == len(TINY_WNIDS)
+
+
+def test_tiny_imagenet_download_with_a_wrong_checksum_unpacks_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _offline(monkeypatch, serves=_zipped_tiny(tmp_path))  # a valid zip, but not the official one
+    root = tmp_path / "root"
+    with pytest.raises(DataError) as err:
+        load_tiny_imagenet(str(root), download=True)
+    message = str(err.value)
+    assert "\n" not in message and "not the official 90528d7ca1a48142e341f4ef8d21d0de" in message
+    assert not (root / "tiny-imagenet-200").exists()

@@ -15,6 +15,7 @@ cached (see :mod:`lifelong.data.imagefolder`), so only the first load decodes th
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -37,7 +38,9 @@ from lifelong.errors import DataError
 
 log = logging.getLogger(__name__)
 
-TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+TINY_IMAGENET_URL = "https://cs231n.stanford.edu/tiny-imagenet-200.zip"
+TINY_IMAGENET_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
+"""MD5 of the official zip (the checksum every Tiny-ImageNet downloader checks)."""
 _FOLDER = "tiny-imagenet-200"
 _SIZE = 64
 _OFFICIAL_LIST = """
@@ -95,6 +98,7 @@ def _download(base: Path) -> None:
                 archive.open("wb") as out,
             ):
                 shutil.copyfileobj(response, out, length=1 << 20)
+            _check_md5(archive, TINY_IMAGENET_MD5)
             with zipfile.ZipFile(archive) as zipped:
                 zipped.extractall(tmp)
             os.replace(Path(tmp) / _FOLDER, base / _FOLDER)
@@ -103,6 +107,19 @@ def _download(base: Path) -> None:
                 f"cannot download Tiny-ImageNet from {TINY_IMAGENET_URL} into {base}: {err}; "
                 "download and unzip it by hand, then pass --data-root"
             ) from err
+
+
+def _check_md5(path: Path, expected: str) -> None:
+    """Raise DataError unless the file's MD5 is ``expected`` (an altered or partial download)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise DataError(
+            f"the downloaded {path.name} has MD5 {digest.hexdigest()}, not the official "
+            f"{expected}: the download is partial or altered; nothing was unpacked"
+        )
 
 
 def _read_lines(path: Path) -> list[str]:
