@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lifelong.cli import build_parser, config_from_args
-from lifelong.sweep import load_sweep
+from lifelong.cli import build_parser, config_from_args, parse_command
+from lifelong.sweep import load_sweep, plan, runner
 
 TINY = {
     "method": {"name": "er", "buffer_size": 20},
@@ -33,8 +33,9 @@ def results_files(out: Path) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in sorted(out.rglob("results.json"))}
 
 
-def resolve_run(arguments):
-    return config_from_args(build_parser().parse_args(["run", *arguments]))
+def run_config(*arguments: str) -> dict:
+    """The resolved config ``lifelong run ARGUMENTS`` would use, in config.yaml form."""
+    return config_from_args(parse_command(build_parser(), ["run", *arguments])).to_raw()
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +186,7 @@ def test_experiments_override_common_and_grids_merge(tmp_path) -> None:
         seeds=[3],
         out=str(tmp_path / "o"),
     )
-    sweep = load_sweep(file, resolve_run)
+    sweep = load_sweep(file)
     labels = [(t.experiment, t.point_label, t.seed) for t in sweep.trials]
     assert labels == [
         ("plain", "train.batch_size=4", 3),
@@ -304,3 +305,50 @@ def test_shipped_sweep_files_validate(cli, tmp_path: Path, file: Path) -> None:
     assert result.code == 0, result.err
     assert "nothing run (--dry-run)" in result.out
     assert not (tmp_path / "out").exists()
+
+
+def test_trial_config_is_the_config_lifelong_run_builds_from_the_same_request(tmp_path) -> None:
+    file = write_sweep(
+        tmp_path / "same.yaml",
+        common={"preset": "seq-mnist/derpp-200", "method.buffer_size": 200, "train.iters": 3},
+        experiments={"der": {"method": {"name": "derpp", "alpha": 0.2}}},
+        hyperparams_search={"method.lr": [0.05]},
+        seeds=[4],
+        out=str(tmp_path / "o"),
+    )
+    (trial,) = load_sweep(file).trials
+    expected = run_config(
+        "--preset", "seq-mnist/derpp-200", "--set", "method.buffer_size=200",
+        "--set", "train.iters=3", "--set", "method.name=derpp", "--set", "method.alpha=0.2",
+        "--set", "method.lr=0.05",
+        "--seed", "4",
+    )  # fmt: skip
+    assert trial.config == expected
+    assert trial.config["method"]["name"] == "derpp" and trial.config["seed"] == 4
+
+
+def test_trial_runs_from_its_resolved_config_file_not_from_flag_strings(
+    tmp_path, monkeypatch
+) -> None:
+    commands = []
+
+    def fake_run(command, stdout, stderr, env, cwd, check):
+        commands.append(command)
+        return subprocess.CompletedProcess(command, 2)
+
+    monkeypatch.setattr(runner.subprocess, "run", fake_run)
+    common = {**TINY, "dataset": {"name": "seq-digits", "validation": 0.2}}
+    file = write_sweep(tmp_path / "s.yaml", common=common, out=str(tmp_path / "o"))
+    (trial,) = load_sweep(file).trials
+    assert not hasattr(trial, "arguments") and not hasattr(plan, "_arguments")
+    runner.run_trial(trial, one_thread=False, tensorboard=False)
+    (command,) = commands
+    assert not any(part.startswith("--set") for part in command)
+    config_file = trial.run_dir / runner.TRIAL_CONFIG
+    assert command[3:] == [
+        "run", "--config", str(config_file), "--preset", "none", "--no-tensorboard",
+        "--run-dir", str(trial.run_dir), "--no-progress",
+    ]  # fmt: skip
+    assert yaml.safe_load(config_file.read_text()) == trial.config
+    # `--config FILE --preset none` rebuilds exactly the trial's config
+    assert run_config("--config", str(config_file), "--preset", "none") == trial.config

@@ -5,11 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
 
-from lifelong.cli.flags import config_from_args
-from lifelong.cli.parser import build_parser, parse_command
-from lifelong.config import RunConfig
 from lifelong.errors import ConfigError
 
 log = logging.getLogger("lifelong")
@@ -27,11 +23,7 @@ def command_sweep(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be 1 or more, got {args.jobs}")
-
-    def resolve_run(arguments: Sequence[str]) -> RunConfig:
-        return config_from_args(parse_command(build_parser(), ["run", *arguments]))
-
-    sweep = load_sweep(args.file, resolve_run, args.out)
+    sweep = load_sweep(args.file, args.out)
     check_backend(args.backend)
     if args.dry_run:
         for trial in sweep.trials:

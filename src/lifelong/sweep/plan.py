@@ -1,7 +1,10 @@
 """Sweep files: parse, validate and expand into trials (experiment × grid point × seed).
 
-Every trial's config is resolved with the command line's own layering before anything runs, so a
-bad file fails at once with one line naming the file, the place in it and the problem.
+Every trial's config is resolved by :func:`lifelong.config.layered_config` (the function behind
+``lifelong run`` and :class:`lifelong.Experiment`) before anything runs, so a bad file fails at
+once with one line naming the file, the place in it and the problem; the trial then runs from
+that resolved config. A ``run_from_config.py`` ``config.json`` is translated first
+(:mod:`lifelong.sweep.cssl_json`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import itertools
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +23,14 @@ from typing import Any
 
 import yaml
 
-from lifelong.config import SECTIONS, TOP_LEVEL, RunConfig, flatten, set_key
+from lifelong.config import SECTIONS, TOP_LEVEL, flatten, layered_config, set_key
 from lifelong.errors import ConfigError, RunDirError, UserError
 from lifelong.reporting.compare import IGNORED
 
 SWEEP_KEYS = ("common", "experiments", "hyperparams_search", "seeds", "out")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 Raw = dict[str, Any]
-Resolver = Callable[[Sequence[str]], RunConfig]
-"""Resolves ``lifelong run`` arguments into the config that run would use."""
+Overrides = tuple[tuple[str, Any], ...]
 
 
 @dataclass(frozen=True)
@@ -38,11 +40,9 @@ class Trial:
     experiment: str
     point: tuple[tuple[str, Any], ...]
     seed: int
-    arguments: tuple[str, ...]
-    """``lifelong run`` arguments (without ``--run-dir``)."""
     run_dir: Path
     config: Raw
-    """The resolved config, as the run writes it into ``results.json``."""
+    """The resolved config (``RunConfig.to_raw()``): the trial runs from it."""
     cwd: Path
 
     @property
@@ -67,7 +67,7 @@ class Sweep:
 
 
 def _text(value: Any) -> str:
-    """``value`` as a one-line YAML scalar or flow collection (round-trips through --set)."""
+    """``value`` as a one-line YAML scalar or flow collection (labels and folder names)."""
     text = yaml.safe_dump(value, default_flow_style=True, width=10**9).strip()
     return text.removesuffix("\n...").strip()
 
@@ -193,13 +193,14 @@ def _deep_merge(base: Raw, override: Raw) -> Raw:
     return out
 
 
-def _arguments(preset: str | None, raw: Raw) -> list[str]:
-    """``lifelong run`` arguments that build ``raw`` on top of ``preset``."""
-    arguments = [f"--preset={preset}"] if preset is not None else []
+def _overrides(raw: Raw) -> Overrides:
+    """``raw`` as the ``(section.key, value)`` override pairs of :func:`layered_config`."""
+    pairs: list[tuple[str, Any]] = []
     for key, value in raw.items():
-        pairs = [(f"{key}.{k}", v) for k, v in value.items()] if key in SECTIONS else [(key, value)]
-        arguments += [f"--set={k}={_text(v)}" for k, v in pairs]
-    return arguments
+        pairs += (
+            [(f"{key}.{k}", v) for k, v in value.items()] if key in SECTIONS else [(key, value)]
+        )
+    return tuple(pairs)
 
 
 def _dir_name(point: tuple[tuple[str, Any], ...]) -> str:
@@ -221,12 +222,11 @@ def _quiet(name: str) -> Iterator[None]:
         logger.setLevel(level)
 
 
-def load_sweep(path: Path, resolve_run: Resolver, out: Path | None = None) -> Sweep:
+def load_sweep(path: Path, out: Path | None = None) -> Sweep:
     """Read and validate a sweep file; resolve every trial's config without running it.
 
     Args:
-        path: The YAML sweep file.
-        resolve_run: Turns ``lifelong run`` arguments into the config that run would use.
+        path: The YAML sweep file, or a ``run_from_config.py`` ``config.json``.
         out: Output folder overriding the file's ``out``.
 
     Raises:
@@ -251,18 +251,19 @@ def load_sweep(path: Path, resolve_run: Resolver, out: Path | None = None) -> Sw
             point = tuple(zip(points, values, strict=True))
             point_preset, layer = _params(path, where, dict(point))
             raw = _deep_merge(_deep_merge(common, overrides), layer)
-            arguments = _arguments(point_preset or preset or common_preset, raw)
+            chosen_preset = point_preset or preset or common_preset
             folder = out / name / _dir_name(point) if point else out / name
             for seed in seeds:
-                argv = (*arguments, f"--seed={seed}")
                 try:
                     with _quiet("lifelong"):
-                        cfg = resolve_run(argv)
+                        layered = layered_config(
+                            {"seed": seed}, chosen_preset, None, _overrides(raw)
+                        )
                 except UserError as err:
                     at = f" at grid point {_text(dict(point))}" if point else ""
                     raise _fail(path, f"{where} (common + overrides){at}", str(err)) from err
-                run_dir = folder / f"seed{seed}"
-                trials.append(Trial(name, point, seed, argv, run_dir, cfg.to_raw(), Path.cwd()))
+                config = layered.config.to_raw()
+                trials.append(Trial(name, point, seed, folder / f"seed{seed}", config, Path.cwd()))
     _check_unique(path, trials)
     for trial in trials:
         _check_finished(trial)

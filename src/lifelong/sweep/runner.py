@@ -1,4 +1,9 @@
-"""Run a sweep's trials as ``lifelong run`` subprocesses: local threads or Ray tasks."""
+"""Run a sweep's trials as ``lifelong run`` subprocesses: local threads or Ray tasks.
+
+A trial runs from its resolved config: the config is written to ``RUN_DIR/trial-config.yaml``
+and the process is ``lifelong run --config RUN_DIR/trial-config.yaml --preset none``, which
+rebuilds exactly that config (a full config file leaves no field to the lower layers).
+"""
 
 from __future__ import annotations
 
@@ -14,11 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import yaml
+
+from lifelong.checkpoint import atomic_write_text
 from lifelong.errors import ConfigError, RunDirError
 from lifelong.sweep.plan import Raw, Sweep, Trial, completed_results
 
 log = logging.getLogger(__name__)
 TRIAL_LOG = "trial.log"
+TRIAL_CONFIG = "trial-config.yaml"
+"""The trial's resolved config, read by its ``lifelong run --config`` process."""
 VALIDATION = "validation"
 """Prefix of the validation scores in :attr:`Attempt.accuracy` (``validation class-il``)."""
 
@@ -38,7 +48,11 @@ class Attempt:
 
 
 def run_once(
-    arguments: Sequence[str], run_dir: Path, one_thread: bool, cwd: Path | None = None
+    arguments: Sequence[str],
+    run_dir: Path,
+    one_thread: bool,
+    cwd: Path | None = None,
+    config: Raw | None = None,
 ) -> Attempt:
     """Run ``lifelong run ARGUMENTS --run-dir RUN_DIR`` unless it finished before.
 
@@ -50,17 +64,24 @@ def run_once(
         run_dir: The run directory.
         one_thread: Set ``OMP_NUM_THREADS=1`` (for runs side by side).
         cwd: Working directory of the process (relative data paths); default: the current one.
+        config: A resolved config (``RunConfig.to_raw()``): written to ``RUN_DIR/{TRIAL_CONFIG}``
+            and run with ``--config FILE --preset none`` before ``arguments``.
     """
     results = completed_results(run_dir)
     if results is not None:
         return Attempt("done before", _accuracy(results))
     env = {**os.environ, "OMP_NUM_THREADS": "1"} if one_thread else None
-    command = [sys.executable, "-m", "lifelong", "run", *arguments, "--run-dir", str(run_dir)]
+    config_file = run_dir / TRIAL_CONFIG
+    from_config = ["--config", str(config_file), "--preset", "none"] if config is not None else []
+    command = [sys.executable, "-m", "lifelong", "run", *from_config, *arguments]
+    command += ["--run-dir", str(run_dir)]
     start = time.perf_counter()
     try:
         if run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
+        if config is not None:
+            atomic_write_text(config_file, yaml.safe_dump(config, sort_keys=False))
         with (run_dir / TRIAL_LOG).open("w") as output:
             code = subprocess.run(
                 [*command, "--no-progress"],
@@ -90,9 +111,9 @@ def _accuracy(results: Raw) -> dict[str, float]:
 
 
 def run_trial(trial: Trial, one_thread: bool, tensorboard: bool) -> Attempt:
-    """Run one trial with :func:`run_once`."""
+    """Run one trial from its resolved config with :func:`run_once`."""
     extra = () if tensorboard else ("--no-tensorboard",)
-    return run_once((*trial.arguments, *extra), trial.run_dir, one_thread, trial.cwd)
+    return run_once(extra, trial.run_dir, one_thread, trial.cwd, trial.config)
 
 
 def check_backend(backend: str) -> None:
