@@ -468,3 +468,28 @@ def test_visdom_without_the_package(cli, tmp_path, monkeypatch):
     result = cli("run", "--no-progress", "--visdom", "--run-dir", tmp_path / "run")
     assert result.code == 2
     assert "visdom" in result.err and "Traceback" not in result.err
+
+
+# ---------------------------------------------------------------- pasted command lines
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["run", "--loadcheck", "ck.pt"], "lifelong run --resume RUN_DIR"),
+        (["run", "--buffer_size", "200", "--load_best_args"], "no paper preset"),
+        (["run", "--model", "sarl", "--dataset", "seq-cifar10", "--buffer_size", "200",
+          "--load_best_args", "--preset", "none"], "--preset none"),
+        (["run", "--output_dir", "out", "--run-dir", "elsewhere"], "--output_dir"),
+        (["bir", "--scenario=task"], "--scenario=class"),
+        (["bir", "--scenario=class", "--ewc"], "--si"),
+        (["bir", "--scenario=class", "--repulsion"], "--brain-inspired"),
+    ],
+)  # fmt: skip
+def test_pasted_mammoth_and_bir_lines_without_meaning_here(cli, tmp_path, argv, needle):
+    """mammoth's and BI-R's flags that mean nothing in lifelong name the equivalent."""
+    run_dir = tmp_path / "run"
+    argv = [a.replace("elsewhere", str(run_dir)) for a in argv]
+    extra = [] if "--run-dir" in argv else ["--run-dir", run_dir]
+    assert_one_line_error(cli(*argv, *extra), needle)
+    assert not run_dir.exists()
