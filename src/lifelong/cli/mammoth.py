@@ -85,7 +85,7 @@ def _validation(request: MammothRequest, percent: float) -> MammothRequest:
 MAMMOTH_FLAGS: dict[str, MammothFlag] = {
     "load_best_args": MammothFlag(
         "the paper's settings for dataset/model/buffer size: lifelong's automatic paper preset "
-        "(flags given also still win over it); exit 2 when there is none",
+        "(the flags you give still win over it); exit 2 when there is none",
         meaning=lambda r, _: dataclasses.replace(r, best_args=True),
         changes_run=True,
     ),
