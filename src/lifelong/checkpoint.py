@@ -1,4 +1,10 @@
-"""Atomic file writes and checkpoints that load without executing code."""
+"""Atomic file writes and checkpoints that load without executing code.
+
+Every whole file lifelong writes (configs, results, checkpoints, plots, the PDF, the trimmed step
+log on resume) goes through :func:`atomic_write_bytes`: a temporary file in the same folder,
+``fsync``, then a rename, so a reader or a kill never leaves half a file. The step log
+``metrics.jsonl`` is the one file that is appended to; on resume it is cut back to the checkpoint.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +19,33 @@ import torch
 from lifelong.errors import RunDirError
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_current_umask()
+"""The mode ``open()`` would give a new file (mkstemp's own is 0600 whatever the umask)."""
+
+
+def temporary_files(path: Path) -> list[Path]:
+    """Temporaries that an interrupted :func:`atomic_write_bytes` of ``path`` left behind."""
+    return sorted(path.parent.glob(f".{path.name}.*.tmp"))
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and a rename; readers never see half."""
+    """Write ``data`` to ``path`` via a temporary file and a rename; readers never see half.
+
+    Temporaries of ``path`` left by a writer that was killed are removed first (one process
+    writes a run folder at a time), and the file gets the umask's mode, as ``open()`` would.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in temporary_files(path):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -31,6 +59,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Atomic text write (UTF-8)."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_figure(figure: Any, path: Path, dpi: int, tight: bool = False) -> Path:
+    """Render a matplotlib figure into ``path`` atomically (its format from the suffix)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=path.suffix.lstrip(".") or "png", dpi=dpi,
+                   bbox_inches="tight" if tight else None)  # fmt: skip
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lifelong.checkpoint import save_figure
 from lifelong.config import flatten
 from lifelong.errors import RunDirError
 from lifelong.reporting.results import read_results
@@ -119,6 +120,6 @@ def comparison_plot(groups: list[Group], path: Path) -> Path:
         ax.set_ylim(0, 100)
         ax.set_title(protocol)
         ax.grid(axis="y", alpha=0.3)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    save_figure(fig, path, dpi=110, tight=True)
     plt.close(fig)
     return path

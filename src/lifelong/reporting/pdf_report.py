@@ -9,6 +9,7 @@ samples per class. ``lifelong run --pdf`` writes it at the end of a run; ``lifel
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import math
@@ -18,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from lifelong.checkpoint import atomic_write_bytes
 from lifelong.reporting.results import matrix_of
 
 REPORT_NAME = "report.pdf"
@@ -83,7 +85,8 @@ def write_pdf(
     import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
 
-    with PdfPages(out_path) as pdf:
+    buffer = io.BytesIO()
+    with PdfPages(buffer) as pdf:
         for protocol in results["protocols"]:
             pdf.savefig(_accuracy_page(plt, matrix_of(results, protocol), protocol))
         if steps:
@@ -91,6 +94,7 @@ def write_pdf(
         if samples is not None and samples[0].dim() == 4:
             pdf.savefig(_samples_page(plt, *samples))
         plt.close("all")
+    atomic_write_bytes(out_path, buffer.getvalue())
     return out_path
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from lifelong.checkpoint import save_figure
 from lifelong.reporting.results import matrix_of
 
 SUMMARY_NAMES = {
@@ -118,8 +119,7 @@ def write_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
         ax.set_yticks(range(n), [str(i + 1) for i in range(n)])
         fig.colorbar(image, ax=ax, fraction=0.046, label="accuracy (%)")
     fig.tight_layout()
-    heatmap = out_dir / "accuracy_matrix.png"
-    fig.savefig(heatmap, dpi=110)
+    heatmap = save_figure(fig, out_dir / "accuracy_matrix.png", dpi=110)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -134,7 +134,6 @@ def write_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    curves = out_dir / "accuracy_curves.png"
-    fig.savefig(curves, dpi=110)
+    curves = save_figure(fig, out_dir / "accuracy_curves.png", dpi=110)
     plt.close(fig)
     return [heatmap, curves]

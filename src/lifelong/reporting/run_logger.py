@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from lifelong.checkpoint import atomic_write_text
 from lifelong.errors import NonFiniteLossError
 from lifelong.reporting.live_plot import LivePlot
 from lifelong.types import StepOutput
@@ -140,4 +141,4 @@ def truncate_metrics(path: Path, step: int, next_experience: int) -> None:
         if record.get("kind") == "eval" and record["experience"] >= next_experience:
             continue
         kept.append(line)
-    path.write_text("".join(f"{line}\n" for line in kept))
+    atomic_write_text(path, "".join(f"{line}\n" for line in kept))
