@@ -61,6 +61,30 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def check_writable_file(path: Path, fix: str) -> None:
+    """Fail before any work when ``path`` could not be written later; create nothing.
+
+    Args:
+        path: The file a command will write when it finishes.
+        fix: How the user chooses another path, e.g. ``"choose another with --out"``.
+
+    Raises:
+        RunDirError: if ``path`` is a folder, a name in it is too long for the file system, or
+            its nearest existing ancestor is a file or not writable.
+    """
+    if any(len(part.encode("utf-8")) > 255 for part in path.parts):
+        raise RunDirError(f"cannot write {path}: a name in it is over 255 bytes long; {fix}")
+    if path.is_dir():
+        raise RunDirError(f"cannot write {path}: it is a folder; {fix}")
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RunDirError(f"cannot write {path}: {existing} is a file; {fix}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunDirError(f"cannot write {path}: {existing} is not writable; {fix}")
+
+
 def save_figure(figure: Any, path: Path, dpi: int, tight: bool = False) -> Path:
     """Render a matplotlib figure into ``path`` atomically (its format from the suffix)."""
     buffer = io.BytesIO()

@@ -20,6 +20,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from tqdm import tqdm
 
+from lifelong.checkpoint import check_writable_file
 from lifelong.data.catalog import build_stream
 from lifelong.data.scenarios import DatasetConfig
 from lifelong.data.tensors import ImageSet
@@ -64,7 +65,11 @@ class PretrainConfig:
 
 
 def pretrain_conv(cfg: PretrainConfig, out: Path, device: torch.device) -> float:
-    """Train the conv classifier, save its conv layers to ``out``; return its test accuracy (%)."""
+    """Train the conv classifier, save its conv layers to ``out``; return its test accuracy (%).
+
+    ``out`` is checked before any work, so a bad path never costs the training.
+    """
+    check_writable_file(out, "choose another with --out")
     generator = seed_everything(cfg.seed)
     stream = build_stream(cfg.dataset, cfg.seed)
     train = ImageSet.concat([experience.train for experience in stream])
