@@ -26,6 +26,7 @@ import yaml
 from lifelong.config import SECTIONS, TOP_LEVEL, flatten, layered_config, set_key
 from lifelong.errors import ConfigError, RunDirError, UserError
 from lifelong.reporting.compare import IGNORED
+from lifelong.sweep.cssl_json import cssl_json_sweep, is_cssl_json
 
 SWEEP_KEYS = ("common", "experiments", "hyperparams_search", "seeds", "out")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -78,9 +79,12 @@ def _fail(path: Path, where: str, message: str) -> ConfigError:
 
 def _load(path: Path) -> Raw:
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except OSError as err:
         raise ConfigError(f"cannot read sweep file {path} ({err.strerror})") from err
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"sweep file {path} is not valid JSON at line {err.lineno}") from err
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
@@ -88,6 +92,11 @@ def _load(path: Path) -> Raw:
         raise ConfigError(f"sweep file {path} is not valid YAML{line}: {problem}") from err
     if not isinstance(data, dict):
         raise ConfigError(f"sweep file {path} must hold a mapping with `common`, `experiments`, …")
+    if is_cssl_json(data):
+        try:
+            data = cssl_json_sweep(data)
+        except ConfigError as err:
+            raise ConfigError(f"sweep file {path} (run_from_config.py format): {err}") from err
     unknown = sorted(set(map(str, data)) - set(SWEEP_KEYS))
     if unknown:
         close = difflib.get_close_matches(unknown[0], SWEEP_KEYS, n=1, cutoff=0.6)
@@ -96,7 +105,8 @@ def _load(path: Path) -> Raw:
             f"sweep file {path}: unknown top-level key {unknown[0]!r}{hint} "
             f"(allowed: {', '.join(SWEEP_KEYS)})"
         )
-    return data
+    sweep: Raw = data
+    return sweep
 
 
 def _params(path: Path, where: str, params: Any) -> tuple[str | None, Raw]:
@@ -171,10 +181,10 @@ def _experiments(path: Path, entries: Any) -> list[tuple[str, Raw]]:
     return pairs
 
 
-def _seeds(path: Path, seeds: Any) -> list[int]:
+def _seeds(path: Path, where: str, seeds: Any) -> list[int]:
     ok = isinstance(seeds, list) and seeds and all(type(s) is int for s in seeds)
     if not ok or len(set(seeds)) != len(seeds):
-        raise _fail(path, "seeds", f"must be a non-empty list of distinct integers, got {seeds!r}")
+        raise _fail(path, where, f"must be a non-empty list of distinct integers, got {seeds!r}")
     return list(seeds)
 
 
@@ -234,7 +244,7 @@ def load_sweep(path: Path, out: Path | None = None) -> Sweep:
         RunDirError: if a finished run in the output folder has another configuration.
     """
     data = _load(path)
-    seeds = _seeds(path, data.get("seeds", [0]))
+    seeds = _seeds(path, "seeds", data.get("seeds", [0]))
     common_preset, common = _params(path, "common", data.get("common"))
     grid = _grid(path, "hyperparams_search", data.get("hyperparams_search"))
     if out is None and not isinstance(data.get("out", ""), str):
@@ -244,7 +254,8 @@ def load_sweep(path: Path, out: Path | None = None) -> Sweep:
     for name, body in _experiments(path, data.get("experiments")):
         where = f"experiment {name!r}"
         own = _grid(path, f"{where}: hyperparams_search", body.get("hyperparams_search"))
-        rest = {k: v for k, v in body.items() if k != "hyperparams_search"}
+        own_seeds = _seeds(path, f"{where}: seeds", body["seeds"]) if "seeds" in body else seeds
+        rest = {k: v for k, v in body.items() if k not in ("hyperparams_search", "seeds")}
         preset, overrides = _params(path, where, rest)
         points = {**grid, **own}
         for values in itertools.product(*points.values()):
@@ -253,7 +264,7 @@ def load_sweep(path: Path, out: Path | None = None) -> Sweep:
             raw = _deep_merge(_deep_merge(common, overrides), layer)
             chosen_preset = point_preset or preset or common_preset
             folder = out / name / _dir_name(point) if point else out / name
-            for seed in seeds:
+            for seed in own_seeds:
                 try:
                     with _quiet("lifelong"):
                         layered = layered_config(
