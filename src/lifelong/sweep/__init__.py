@@ -12,11 +12,17 @@ A sweep file (YAML, read with ``yaml.safe_load``) has these top-level keys:
   ``default``.
 * ``hyperparams_search``: ``{dotted.key: [values...]}``, the Cartesian grid of every experiment
   (an experiment's own grid adds keys, or replaces the list of a key given at the top level).
-* ``seeds``: every grid point runs once per seed (default ``[0]``).
+* ``seeds``: every grid point runs once per seed (default ``[0]``); an experiment may have its
+  own ``seeds``.
 * ``out``: the output folder (default ``runs/sweeps/<file name>``; ``--out`` overrides it).
 
-Each trial (experiment, grid point, seed) is one ``lifelong run`` subprocess, configured in the
-same layers as the command line (scenario defaults < preset < the file's parameters), writing
+The continual-SSL library's ``run_from_config.py`` ``config.json`` (``common_params``,
+``experiments``, ``hyperparams_search``) is read too: its ``main.py`` options are translated by
+the table of ``lifelong cssl`` (:mod:`lifelong.sweep.cssl_json`).
+
+Each trial (experiment, grid point, seed) is resolved by :func:`lifelong.config.layered_config`
+in the same layers as the command line (scenario defaults < preset < the file's parameters) and
+runs as one ``lifelong run --config RESOLVED.yaml --preset none`` subprocess, writing
 ``OUT/<experiment>/<grid point>/seed<N>`` (no grid-point level without a grid). Every trial's
 config is resolved before anything runs, so a bad file fails at once with one line.
 Finished runs (``results.json`` with ``completed``) are skipped, interrupted ones start again
