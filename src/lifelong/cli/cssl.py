@@ -36,7 +36,7 @@ def add_cssl_parser(sub: Any) -> None:
     )
     for name, entry in OPTIONS.items():
         spellings = sorted({flag(name), "--" + name})
-        if entry.is_flag or entry.refusal:  # `--x` alone means True, `--x False` works too
+        if entry.is_flag or (entry.refusal and not entry.only):  # `--x` alone: `--x True`
             cssl.add_argument(*spellings, dest=name, nargs="?", const="True", help=entry.help)
         else:
             cssl.add_argument(*spellings, dest=name, metavar="VALUE", help=entry.help)
