@@ -77,3 +77,23 @@ def test_test_subsample_that_empties_experiences_is_refused(cli, one_line_error,
     message = one_line_error(result, "empty test set", "dataset.test_subsample=1000")
     assert "of 5 have an empty test set" in message and message.count(",") >= 3
     assert not run_dir.exists() or not (run_dir / "results.json").exists()
+
+
+@pytest.mark.parametrize("dataset", ["seq-mnist", "nic-fmnist"])
+def test_mnist_download_without_network_is_one_line(
+    cli, one_line_error, tmp_path, monkeypatch, dataset
+):
+    import urllib.error
+    import urllib.request
+
+    def no_network(*_args: object, **_kwargs: object) -> None:
+        raise urllib.error.URLError("[Errno 101] Network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    root = tmp_path / "data"
+    result = cli(
+        "run", *FAST, "--run-dir", tmp_path / "run", "--dataset", dataset,
+        "--data-root", root, "--download",
+    )  # fmt: skip
+    message = one_line_error(result, "cannot download", str(root), "without --download")
+    assert "by hand" in message

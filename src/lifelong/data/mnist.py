@@ -86,13 +86,26 @@ def _load_idx_pair(raw_dir: Path, prefix: str, num_classes: int) -> ImageSet:
     return ImageSet(x, torch.from_numpy(labels.astype(np.int64)))
 
 
+def _download(base: Path, folder: str) -> None:
+    """Fetch the four IDX files with torchvision; any failure is one DataError line."""
+    from torchvision import datasets
+
+    tv_class = datasets.MNIST if folder == "MNIST" else datasets.FashionMNIST
+    try:
+        tv_class(root=str(base), train=True, download=True)
+    except (OSError, RuntimeError, EOFError, ValueError) as err:
+        reason = " ".join(f"{type(err).__name__}: {err}".split())
+        raise DataError(
+            f"cannot download {folder} into {base}: {reason}; fetch the four IDX files "
+            f"({', '.join(url for url in tv_class.mirrors)}) by hand into {base / folder / 'raw'} "
+            "and run again without --download"
+        ) from err
+
+
 def _load_mnist_like(root: str, folder: str, download: bool, classes: tuple[str, ...]) -> TrainTest:
     raw_dir = Path(root).expanduser() / folder / "raw"
     if download:
-        from torchvision import datasets
-
-        tv_class = datasets.MNIST if folder == "MNIST" else datasets.FashionMNIST
-        tv_class(root=str(Path(root).expanduser()), train=True, download=True)
+        _download(Path(root).expanduser(), folder)
     if not raw_dir.is_dir():
         raise DataError(
             f"{folder} not found: looked in {raw_dir}; pass --data-root DIR where DIR/{folder}/raw "
