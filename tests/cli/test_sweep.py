@@ -270,17 +270,19 @@ def test_run_once_sets_one_thread_and_restarts_unfinished_runs(tmp_path, monkeyp
 
     calls = []
 
-    def fake_run(command, stdout, stderr, env, cwd, check):
+    def fake_run(processes, command, output, env, cwd, keep_open):
         run_dir = Path(command[command.index("--run-dir") + 1])
         calls.append((env, sorted(p.name for p in run_dir.iterdir())))
         results = {
             "completed": True,
             "protocols": {"class-il": {"summary": {"average_accuracy": 7.0}}},
+            "config": {"seed": 0},
         }
         (run_dir / "results.json").write_text(json.dumps(results))
-        return subprocess.CompletedProcess(command, 0)
+        (run_dir / "config.yaml").write_text("seed: 0\n")
+        return 0
 
-    monkeypatch.setattr(runner.subprocess, "run", fake_run)
+    monkeypatch.setattr(runner.TrialProcesses, "run", fake_run)
     monkeypatch.setenv("OMP_NUM_THREADS", "4")
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -289,7 +291,7 @@ def test_run_once_sets_one_thread_and_restarts_unfinished_runs(tmp_path, monkeyp
     assert attempt.status == "ok" and attempt.accuracy == {"class-il": 7.0}
     env, files = calls[0]
     assert env["OMP_NUM_THREADS"] == "1"
-    assert files == ["trial.log"]  # the interrupted run's files are gone
+    assert files == [".lock", "trial.log"]  # the interrupted run's files are gone
     assert runner.run_once(["--method", "er"], run_dir, one_thread=True).status == "done before"
     (run_dir / "results.json").unlink()
     runner.run_once(["--method", "er"], run_dir, one_thread=False)

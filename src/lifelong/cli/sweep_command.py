@@ -12,11 +12,19 @@ log = logging.getLogger("lifelong")
 
 
 def command_sweep(args: argparse.Namespace) -> int:
-    """``lifelong sweep FILE``: exit code 0, or 1 when a trial failed (2 for a bad file)."""
+    """``lifelong sweep FILE``: plan, run the trials, write the summary; return the exit code.
+
+    Exit code 0 when every trial finished, 1 when a trial failed or was skipped because another
+    process holds its folder ("running elsewhere", listed in the summary), 2 for a bad file. On
+    SIGINT or SIGTERM the running trials are stopped, one line goes to stderr and the exit code
+    is 128 + the signal number; running the same command again continues the sweep.
+    """
     from lifelong.sweep import (
+        SweepStoppedError,
         check_backend,
         completed_results,
         load_sweep,
+        raise_on_termination,
         run_sweep,
         write_summary,
     )
@@ -32,10 +40,26 @@ def command_sweep(args: argparse.Namespace) -> int:
         sys.stdout.write(f"{len(sweep.trials)} trials; nothing run (--dry-run)\n")
         return 0
     log.info("sweep %s: %d trials in %s", args.file, len(sweep.trials), sweep.out)
-    outcomes = run_sweep(sweep, args.jobs, args.backend, tensorboard=not args.no_tensorboard)
+    restore_signals = raise_on_termination()
+    try:
+        outcomes = run_sweep(sweep, args.jobs, args.backend, tensorboard=not args.no_tensorboard)
+    except SweepStoppedError as err:
+        sys.stderr.write(
+            f"lifelong: sweep stopped ({err}): its running trials were stopped; run the same "
+            "command again to continue\n"
+        )
+        return 128 + err.signal_number
+    finally:
+        restore_signals()
     text, path = write_summary(sweep, outcomes)
     failed = sum(attempt.status == "failed" for _trial, attempt in outcomes)
+    elsewhere = sum(attempt.status == "running elsewhere" for _trial, attempt in outcomes)
     sys.stdout.write(text + f"\nwrote {path}\n")
     if failed:
         sys.stderr.write(f"lifelong: {failed} of {len(outcomes)} trials failed (see {path})\n")
-    return 1 if failed else 0
+    if elsewhere:
+        sys.stderr.write(
+            f"lifelong: {elsewhere} of {len(outcomes)} trials are running elsewhere (their folder "
+            f"is locked by another process) and were skipped (see {path})\n"
+        )
+    return 1 if failed or elsewhere else 0

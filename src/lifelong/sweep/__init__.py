@@ -25,10 +25,15 @@ in the same layers as the command line (scenario defaults < preset < the file's 
 runs as one ``lifelong run --config RESOLVED.yaml --preset none`` subprocess, writing
 ``OUT/<experiment>/<grid point>/seed<N>`` (no grid-point level without a grid). Every trial's
 config is resolved before anything runs, so a bad file fails at once with one line.
-Finished runs (``results.json`` with ``completed``) are skipped, interrupted ones start again
-from scratch, and a failing trial is logged (``OUT/sweep.log`` and its ``trial.log``) without
-stopping the others. ``OUT/summary.md`` and ``OUT/summary.png`` hold the mean ± sample std over
-seeds of each grid point's final average accuracy.
+Finished runs (``results.json`` marked ``completed`` with its scores, and a ``config.yaml`` equal
+to its config) are skipped, interrupted ones start again from scratch, and a failing trial is
+logged (``OUT/sweep.log`` and its ``trial.log``) without stopping the others. ``OUT/summary.md``
+and ``OUT/summary.png`` hold the mean ± sample std over seeds of each grid point's final average
+accuracy.
+
+Trial processes die with the sweep (``kill -9`` included, on Linux) and hold their folder's lock
+(``RUN_DIR/.lock``) while they live: a sweep never clears or runs a folder another process holds,
+it reports that trial as running elsewhere (summary, exit code 1) and goes on with the others.
 
 The best grid point of an experiment is the highest mean final average accuracy of the first
 protocol the runs report (class-IL for class-incremental streams), among grid points whose runs
@@ -40,6 +45,7 @@ the file win over the command line (there is no command-line layer here), and re
 population std where we report the sample std.
 """
 
+from lifelong.sweep.children import SweepStoppedError, raise_on_termination
 from lifelong.sweep.plan import Sweep, Trial, completed_results, load_sweep
 from lifelong.sweep.runner import Attempt, check_backend, run_once, run_sweep
 from lifelong.sweep.summary import summarize, summary_table, write_summary
@@ -47,10 +53,12 @@ from lifelong.sweep.summary import summarize, summary_table, write_summary
 __all__ = [
     "Attempt",
     "Sweep",
+    "SweepStoppedError",
     "Trial",
     "check_backend",
     "completed_results",
     "load_sweep",
+    "raise_on_termination",
     "run_once",
     "run_sweep",
     "summarize",

@@ -295,12 +295,45 @@ def _check_unique(path: Path, trials: list[Trial]) -> None:
 
 
 def completed_results(run_dir: Path) -> Raw | None:
-    """The results of a finished run in ``run_dir``, or None."""
+    """The results of a finished run in ``run_dir``, or None.
+
+    Finished means: ``results.json`` parses as a JSON object marked ``completed`` with the final
+    average accuracy of every protocol (and of every ``validation`` entry) that the summary reads,
+    and ``config.yaml`` parses as a mapping equal to the config recorded in the results. A folder
+    missing either file, or holding one that does not parse (a run killed while writing, or two
+    processes in one folder), is not finished.
+    """
     try:
-        results: Raw = json.loads((run_dir / "results.json").read_text())
-    except (OSError, json.JSONDecodeError):
+        results = json.loads((run_dir / "results.json").read_text())
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError):
         return None
-    return results if results.get("completed") else None
+    if not isinstance(results, dict) or not isinstance(config, dict):
+        return None
+    if not results.get("completed") or not _has_scores(results):
+        return None
+    if "config" in results and results["config"] != config:
+        return None
+    return results
+
+
+def _has_scores(results: Raw) -> bool:
+    """Whether the summary's scores are there: at least one protocol, all numbers.
+
+    Every protocol needs ``summary.average_accuracy``, every validation entry
+    ``average_accuracy``.
+    """
+    protocols, validation = results.get("protocols"), results.get("validation", {})
+    if not isinstance(protocols, dict) or not protocols or not isinstance(validation, dict):
+        return False
+    entries = [e.get("summary") if isinstance(e, dict) else None for e in protocols.values()]
+    entries += list(validation.values())
+    return all(
+        isinstance(e, dict)
+        and isinstance(e.get("average_accuracy"), int | float)
+        and not isinstance(e.get("average_accuracy"), bool)
+        for e in entries
+    )
 
 
 def _check_finished(trial: Trial) -> None:

@@ -3,14 +3,17 @@
 A trial runs from its resolved config: the config is written to ``RUN_DIR/trial-config.yaml``
 and the process is ``lifelong run --config RUN_DIR/trial-config.yaml --preset none``, which
 rebuilds exactly that config (a full config file leaves no field to the lower layers).
+
+A trial process dies with the sweep, even with ``kill -9`` on Linux
+(:mod:`lifelong.sweep.children`), and holds its folder's lock while it lives
+(:mod:`lifelong.sweep.lock`): a sweep never clears or runs a trial folder another process owns,
+it reports that trial as "running elsewhere" and goes on with the others.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -23,6 +26,8 @@ import yaml
 
 from lifelong.checkpoint import atomic_write_text
 from lifelong.errors import ConfigError, RunDirError
+from lifelong.sweep.children import TrialProcesses
+from lifelong.sweep.lock import LOCK_FILE, clear_locked_folder, trial_lock
 from lifelong.sweep.plan import Raw, Sweep, Trial, completed_results
 
 log = logging.getLogger(__name__)
@@ -37,11 +42,13 @@ VALIDATION = "validation"
 class Attempt:
     """The outcome of one ``lifelong run``: status, final average accuracy per protocol.
 
-    With ``dataset.validation`` the accuracy also holds ``validation <protocol>`` entries: the
-    final average accuracy on the held-out validation images.
+    ``running elsewhere``: the trial folder is locked by another process (another sweep's trial
+    still running); it was left alone. With ``dataset.validation`` the accuracy also holds
+    ``validation <protocol>`` entries: the final average accuracy on the held-out validation
+    images.
     """
 
-    status: Literal["done before", "ok", "failed"]
+    status: Literal["done before", "ok", "failed", "running elsewhere"]
     accuracy: dict[str, float]
     error: str = ""
     seconds: float = 0.0
@@ -53,10 +60,13 @@ def run_once(
     one_thread: bool,
     cwd: Path | None = None,
     config: Raw | None = None,
+    processes: TrialProcesses | None = None,
 ) -> Attempt:
     """Run ``lifelong run ARGUMENTS --run-dir RUN_DIR`` unless it finished before.
 
-    An unfinished ``run_dir`` is deleted and the run starts again. The process output goes to
+    Everything happens under the folder's lock (:mod:`lifelong.sweep.lock`), which the process
+    inherits: a folder locked by another process is left alone ("running elsewhere"). An
+    unfinished ``run_dir`` is cleared and the run starts again. The process output goes to
     ``RUN_DIR/trial.log``; a failure is reported, never raised.
 
     Args:
@@ -66,35 +76,33 @@ def run_once(
         cwd: Working directory of the process (relative data paths); default: the current one.
         config: A resolved config (``RunConfig.to_raw()``): written to ``RUN_DIR/{TRIAL_CONFIG}``
             and run with ``--config FILE --preset none`` before ``arguments``.
+        processes: Starts the process and can stop it (default: a new one, for this run only).
+
+    Raises:
+        SweepStoppedError: When ``processes`` was stopped before the run started.
     """
-    results = completed_results(run_dir)
-    if results is not None:
-        return Attempt("done before", _accuracy(results))
     env = {**os.environ, "OMP_NUM_THREADS": "1"} if one_thread else None
     config_file = run_dir / TRIAL_CONFIG
     from_config = ["--config", str(config_file), "--preset", "none"] if config is not None else []
     command = [sys.executable, "-m", "lifelong", "run", *from_config, *arguments]
-    command += ["--run-dir", str(run_dir)]
+    command += ["--run-dir", str(run_dir), "--no-progress"]
     start = time.perf_counter()
     try:
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True)
-        if config is not None:
-            atomic_write_text(config_file, yaml.safe_dump(config, sort_keys=False))
-        with (run_dir / TRIAL_LOG).open("w") as output:
-            code = subprocess.run(
-                [*command, "--no-progress"],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=cwd,
-                check=False,
-            ).returncode
+        with trial_lock(run_dir) as lock:
+            if lock is None:
+                return Attempt("running elsewhere", {}, f"{run_dir / LOCK_FILE} is held")
+            results = completed_results(run_dir)
+            if results is not None:
+                return Attempt("done before", _accuracy(results))
+            clear_locked_folder(run_dir)
+            if config is not None:
+                atomic_write_text(config_file, yaml.safe_dump(config, sort_keys=False))
+            with (run_dir / TRIAL_LOG).open("w") as output:
+                code = (processes or TrialProcesses()).run(command, output, env, cwd, (lock,))
+            results = completed_results(run_dir)
     except OSError as err:
         return Attempt("failed", {}, f"cannot run in {run_dir}: {err}")
     seconds = time.perf_counter() - start
-    results = completed_results(run_dir)
     if code != 0 or results is None:
         lines = [ln for ln in (run_dir / TRIAL_LOG).read_text().splitlines() if ln.strip()]
         errors = [ln for ln in lines if ln.startswith("lifelong: error:")] or lines
@@ -110,10 +118,12 @@ def _accuracy(results: Raw) -> dict[str, float]:
     return scores
 
 
-def run_trial(trial: Trial, one_thread: bool, tensorboard: bool) -> Attempt:
+def run_trial(
+    trial: Trial, one_thread: bool, tensorboard: bool, processes: TrialProcesses | None = None
+) -> Attempt:
     """Run one trial from its resolved config with :func:`run_once`."""
     extra = () if tensorboard else ("--no-tensorboard",)
-    return run_once(extra, trial.run_dir, one_thread, trial.cwd, trial.config)
+    return run_once(extra, trial.run_dir, one_thread, trial.cwd, trial.config, processes)
 
 
 def check_backend(backend: str) -> None:
@@ -134,7 +144,9 @@ def run_sweep(
     """Run every trial, ``jobs`` at a time; log each outcome to ``OUT/sweep.log`` and the logger.
 
     With ``backend="ray"`` each trial is a Ray task asking for one CPU (``jobs`` is ignored); the
-    output folder and data paths must then be visible from every Ray node.
+    output folder and data paths must then be visible from every Ray node. When the iteration
+    stops early (an exception such as ``KeyboardInterrupt``), the running trial processes are
+    stopped and no further trial starts.
     """
     check_backend(backend)
     try:
@@ -158,6 +170,8 @@ def run_sweep(
 def _describe(attempt: Attempt) -> str:
     if attempt.status == "failed":
         return f"FAILED after {attempt.seconds:.1f} s: {attempt.error}"
+    if attempt.status == "running elsewhere":
+        return f"skipped, running elsewhere ({attempt.error} by another process)"
     scores = ", ".join(f"{p} {a:.2f}%" for p, a in attempt.accuracy.items())
     return f"{attempt.status}, {scores}" + (
         f" ({attempt.seconds:.1f} s)" if attempt.seconds else ""
@@ -168,11 +182,13 @@ def _local_map(
     trials: Sequence[Trial], jobs: int, one_thread: bool, tensorboard: bool
 ) -> Iterator[tuple[Trial, Attempt]]:
     pool = ThreadPoolExecutor(max_workers=jobs)
+    processes = TrialProcesses()
     try:
-        futures = {pool.submit(run_trial, t, one_thread, tensorboard): t for t in trials}
+        futures = {pool.submit(run_trial, t, one_thread, tensorboard, processes): t for t in trials}
         for future in as_completed(futures):
             yield futures[future], future.result()
-    finally:  # on Ctrl-C, start no further trial
+    finally:  # on Ctrl-C or SIGTERM, stop the running trials and start no further one
+        processes.stop_all()
         pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -183,7 +199,8 @@ def _ray_map(
 
     Connects to the cluster named by ``RAY_ADDRESS`` when set, otherwise starts a local Ray
     instance (without its dashboard) for the sweep and shuts it down at the end. On an
-    interruption, the trials not yet finished are cancelled.
+    interruption, the trials not yet finished are cancelled (a forced cancel kills the Ray
+    worker, and its trial process dies with it).
     """
     import ray
 

@@ -49,6 +49,13 @@ class PointSummary:
     """One per protocol: the final average accuracy of each finished seed."""
     runs: int
     failed: int
+    running_elsewhere: int = 0
+    """Trials skipped because another process holds their folder (not finished here)."""
+
+    @property
+    def finished(self) -> int:
+        """Runs with results."""
+        return self.runs - self.failed - self.running_elsewhere
 
     def group(self, protocol: str) -> Group | None:
         """The group of ``protocol``, if any run finished."""
@@ -64,9 +71,12 @@ def summarize(sweep: Sweep, outcomes: Sequence[tuple[Trial, Attempt]]) -> list[P
     points = []
     for (experiment, point), trials in order.items():
         values: dict[str, list[float]] = {}
-        failed = 0
+        failed = elsewhere = 0
         for trial in trials:
             attempt = attempts.get(trial.run_dir)
+            if attempt is not None and attempt.status == "running elsewhere":
+                elsewhere += 1
+                continue
             if attempt is None or attempt.status == "failed":
                 failed += 1
                 continue
@@ -75,7 +85,7 @@ def summarize(sweep: Sweep, outcomes: Sequence[tuple[Trial, Attempt]]) -> list[P
         dataset = str(trials[0].config["dataset"]["name"])
         label = f"{experiment} ({point})" if point != "–" else experiment
         groups = tuple(Group(dataset, label, p, tuple(v)) for p, v in values.items())
-        points.append(PointSummary(experiment, point, groups, len(trials), failed))
+        points.append(PointSummary(experiment, point, groups, len(trials), failed, elsewhere))
     return points
 
 
@@ -90,7 +100,7 @@ def best_points(points: Sequence[PointSummary], protocol: str) -> set[tuple[str,
     for p in points:
         group = p.group(protocol)
         grid = sum(q.experiment == p.experiment for q in points) > 1
-        if not grid or p.failed or group is None:
+        if not grid or p.finished < p.runs or group is None:
             continue
         if p.experiment not in best or group.mean > best[p.experiment][0]:
             best[p.experiment] = (group.mean, p.point)
@@ -109,7 +119,8 @@ def summary_table(points: Sequence[PointSummary]) -> str:
         for protocol in protocols:
             g = p.group(protocol)
             cells.append(f"{g.mean:.2f} ± {g.std:.2f} (n={len(g.values)})" if g else "–")
-        runs = f"{p.runs - p.failed}/{p.runs}" + (f", {p.failed} FAILED" if p.failed else "")
+        runs = f"{p.finished}/{p.runs}" + (f", {p.failed} FAILED" if p.failed else "")
+        runs += f", {p.running_elsewhere} running elsewhere" if p.running_elsewhere else ""
         mark = "★" if (p.experiment, p.point) in best else ""
         lines.append(f"| {p.experiment} | {p.point} | {' | '.join(cells)} | {runs} | {mark} |")
     notes = ["", "Mean ± sample std (n−1) over seeds of the final average accuracy (%)."]
@@ -131,9 +142,19 @@ def write_summary(sweep: Sweep, outcomes: Sequence[tuple[Trial, Attempt]]) -> tu
         for trial, attempt in outcomes
         if attempt.status == "failed"
     ]
+    elsewhere = [
+        f"- {trial.label}: {trial.run_dir}"
+        for trial, attempt in outcomes
+        if attempt.status == "running elsewhere"
+    ]
     text = f"# Sweep {sweep.path.name}\n\n" + summary_table(points)
     if failures:
         text += "\nFailed trials:\n\n" + "\n".join(failures) + "\n"
+    if elsewhere:
+        text += (
+            "\nTrials running elsewhere (skipped: another process holds their folder's lock; "
+            "run the sweep again once it ends):\n\n" + "\n".join(elsewhere) + "\n"
+        )
     path = sweep.out / "summary.md"
     atomic_write_text(path, text)
     protocols = protocols_of(points)
@@ -144,6 +165,7 @@ def write_summary(sweep: Sweep, outcomes: Sequence[tuple[Trial, Attempt]]) -> tu
             "point": p.point,
             "runs": p.runs,
             "failed": p.failed,
+            "running_elsewhere": p.running_elsewhere,
             "best": (p.experiment, p.point) in best,
             "accuracy": {
                 g.protocol: {"mean": g.mean, "std": g.std, "values": g.values} for g in p.groups
