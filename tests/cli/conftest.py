@@ -14,6 +14,7 @@ import pytest
 
 from lifelong.cli import main
 from lifelong.methods.base import METHODS, Method
+from lifelong.methods.base import register as register_method_class
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def register_method() -> Iterator[Callable[[type[Method]], str]]:
     added: list[str] = []
 
     def register(cls: type[Method]) -> str:
-        METHODS.add(cls.name, cls)
+        register_method_class(cls)
         added.append(cls.name)
         return cls.name
 

@@ -85,20 +85,20 @@ def build_method(name: str, stream: Stream, seed: int = 0, **overrides: Any) -> 
 
 def _build_method(name: str, stream: Stream, seed: int, overrides: dict[str, Any]) -> Method:
     generator = seed_everything(seed)
-    cls = METHODS.get(name)
+    entry = METHODS.get(name)
     backbone = BACKBONES.get("mlp").build(
         MLPConfig(hidden=HIDDEN), stream.image_shape, stream.num_classes
     )
     kwargs: dict[str, Any] = {"lr": 0.05, "momentum": 0.5}
-    if issubclass(cls.config_cls, RehearsalConfig):
+    if issubclass(entry.config_cls, RehearsalConfig):
         kwargs.update(buffer_size=24, minibatch_size=8)
-    if "inc_lr" in {f.name for f in dataclasses.fields(cls.config_cls)}:
+    if "inc_lr" in {f.name for f in dataclasses.fields(entry.config_cls)}:
         kwargs.update(inc_lr=0.05, rm_sz=24)  # AR1*: the same rate in every experience
     kwargs.update(overrides)
     ctx = MethodContext(
         backbone, stream.num_classes, stream.image_shape, stream.transform, CPU, generator
     )
-    return cls(cls.config_cls(**kwargs), ctx)
+    return entry.build(entry.make_config(kwargs), ctx)  # a variant: its defaults under kwargs
 
 
 def train_steps(method: Method, stream: Stream, steps_per_experience: int, upto: int) -> None:

@@ -202,7 +202,11 @@ def build_section(cls: type[Any], values: Raw, section: str) -> Any:
 
 
 def resolve(raw: Raw, preset: str | None = None) -> RunConfig:
-    """Validate a merged raw config and build the typed :class:`RunConfig`."""
+    """Validate a merged raw config and build the typed :class:`RunConfig`.
+
+    The method section starts from the method entry's defaults: a variant (``sarl_enhanced``)
+    is its method's config with the variant's settings, and keeps the variant's name.
+    """
     unknown = set(raw) - set(SECTIONS) - set(TOP_LEVEL)
     if unknown:
         key = sorted(unknown)[0]
@@ -214,7 +218,10 @@ def resolve(raw: Raw, preset: str | None = None) -> RunConfig:
     values = {s: {k: v for k, v in raw.get(s, {}).items() if k != "name"} for s in SECTIONS}
     values["dataset"]["name"] = raw.get("dataset", {}).get("name", "seq-digits")
     SCENARIOS.get(values["dataset"]["name"])
+    entry = METHODS.get(raw.get("method", {}).get("name", "er"))
+    values["method"] = {**entry.defaults, **entry.fixed, **values["method"]}
     typed = {s: build_section(classes[s], values[s], s) for s in SECTIONS}
+    entry.check(typed["method"])
     top = {
         k: coerce(raw.get(k, default), t, k)
         for k, t, default in (("seed", int, 0), ("device", str, "cpu"))

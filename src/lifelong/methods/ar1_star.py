@@ -14,7 +14,7 @@ from lifelong.backbones.split import SplitBackbone
 from lifelong.buffers.latent import LatentMemory
 from lifelong.data.stream import Experience
 from lifelong.errors import ConfigError
-from lifelong.methods.base import Method, MethodConfig, MethodContext, register
+from lifelong.methods.base import Method, MethodConfig, MethodContext, register, register_variant
 from lifelong.nn.batch_renorm import BatchRenorm2d, recalibrate
 from lifelong.nn.consolidated_head import ConsolidatedHead
 from lifelong.nn.synaptic_intelligence import SynapticIntelligence
@@ -57,6 +57,8 @@ class AR1StarConfig(MethodConfig):
     """Batch-renorm d_max from the second experience on."""
     reg_lambda: float = 0.0
     """SI strength on the trainable conv layers (0: AR1* free, the reference's default)."""
+    head_only_after_first: bool = False
+    """From the second experience on, train only the head (CWR*, ``cwr_star``)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -89,6 +91,11 @@ class AR1Star(Method):
     experience the learning rate becomes ``inc_lr`` and batch renorm takes its incremental
     settings, once.
 
+    With ``head_only_after_first`` (the ``cwr_star`` entry: CWR*, Lomonaco et al., CVPR-W 2020,
+    which also fixes ``replay="none"``) everything below the head is frozen from the second
+    experience on, weights and normalisation statistics; each experience's head rows are still
+    consolidated.
+
     Differences from ar1-pytorch: every example of an experience is used in each epoch (the
     reference skips ``N mod n_cur`` of them and pads the first experience to a multiple of 128);
     a head bias, when the backbone has one, is consolidated as one more weight column;
@@ -105,7 +112,6 @@ class AR1Star(Method):
     config_cls = AR1StarConfig
     supported_settings = frozenset({"class-il", "domain-il", "gcil", "general"})
     memory_field = "rm_sz"
-    freeze_upper_after_first = False
 
     experiences_done: torch.Tensor
     incremental: torch.Tensor
@@ -182,10 +188,12 @@ class AR1Star(Method):
         return max(1, experience_size // rounds) if rounds > 0 else experience_size
 
     def train(self, mode: bool = True) -> Self:
-        """Set the training mode; the frozen lower part stays in evaluation mode."""
+        """Set the training mode; the frozen lower (and CWR*'s upper) part stays in evaluation."""
         super().train(mode)
         if not self.cfg.train_lower or int(self.experiences_done) > 0:
             self.lower.train(False)
+        if self.cfg.head_only_after_first and int(self.experiences_done) > 0:
+            self.upper.train(False)
         return self
 
     def before_experience(self, experience: Experience) -> None:
@@ -204,7 +212,7 @@ class AR1Star(Method):
         self.incremental.fill_(True)
         self.lower.requires_grad_(False)
         self.lower.train(False)
-        if self.freeze_upper_after_first:
+        if self.cfg.head_only_after_first:
             self.upper.requires_grad_(False)
             self.upper.train(False)
         else:  # the frozen layers stay in evaluation mode: their settings do not matter
@@ -298,3 +306,12 @@ class AR1Star(Method):
         if self.si is not None:
             self.si.end_experience()
         self.experiences_done += 1
+
+
+register_variant(
+    "cwr_star",
+    of="ar1_star",
+    summary="no replay, only the head trains after the first experience (CWR*, CVPR-W 2020)",
+    defaults={},
+    fixed={"replay": "none", "head_only_after_first": True},
+)

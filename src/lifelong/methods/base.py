@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
@@ -186,13 +188,121 @@ class Method(nn.Module):
         self.optimizer.load_state_dict(state["optimizer"])
 
 
-METHODS: Registry[type[Method]] = Registry("method")
+@dataclass(frozen=True)
+class MethodEntry:
+    """A registered method: a class plus its defaults, backbone variants and settings.
+
+    A named variant that only changes settings of another method (``bir_si``, ``cwr_star``, the
+    SARL variants) is an entry of that method's class with other ``defaults``; a subclass is for
+    a different algorithm.
+    """
+
+    name: str
+    """Registry key: the name runs, results and presets use."""
+    method_class: type[Method]
+    """The class that runs the algorithm."""
+    description: str
+    """One line for ``lifelong list methods``."""
+    defaults: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    """Config fields set unless a preset, config file or override sets them."""
+    fixed: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    """Config fields the entry does not let change (CWR* never replays)."""
+    backbone_variants: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """The entry's kind of the scenario's default backbone (see ``Method.backbone_variants``)."""
+    supported_settings: frozenset[Setting] = frozenset()
+    """Scenario settings the entry is defined for."""
+    variant_of: str | None = None
+    """The entry whose class and defaults this one changes (None: a method of its own)."""
+
+    @property
+    def config_cls(self) -> type[MethodConfig]:
+        """The method class's config dataclass."""
+        return self.method_class.config_cls
+
+    @property
+    def memory_field(self) -> str:
+        """The config field that ``--buffer-size`` sets."""
+        return self.method_class.memory_field
+
+    def make_config(self, fields: Mapping[str, Any]) -> MethodConfig:
+        """The entry's config: ``fields`` over its defaults, checked against its fixed fields."""
+        config = self.config_cls(**{**self.defaults, **self.fixed, **fields})
+        self.check(config)
+        return config
+
+    def check(self, config: MethodConfig) -> None:
+        """Raise a ConfigError if ``config`` changes a field the entry fixes."""
+        for key, value in self.fixed.items():
+            if getattr(config, key) != value:
+                wanted = getattr(config, key)
+                instead = self.variant_of or "another method"
+                raise ConfigError(
+                    f"method.{key} is always {value!r} in {self.name}: "
+                    f"use {instead} to set it to {wanted!r}"
+                )
+
+    def build(self, config: MethodConfig, ctx: MethodContext) -> Method:
+        """The method, built from a config made by :meth:`make_config` (or resolved)."""
+        return self.method_class(config, ctx)
+
+
+METHODS: Registry[MethodEntry] = Registry("method")
 
 
 def register(cls: type[Method]) -> type[Method]:
-    """Class decorator: register a method under its ``name``."""
-    METHODS.add(cls.name, cls)
+    """Class decorator: register a method under its ``name`` with its class attributes."""
+    METHODS.add(
+        cls.name,
+        MethodEntry(
+            name=cls.name,
+            method_class=cls,
+            description=(inspect.getdoc(cls) or "").split("\n", 1)[0],
+            backbone_variants=MappingProxyType(dict(cls.backbone_variants)),
+            supported_settings=cls.supported_settings,
+        ),
+    )
     return cls
+
+
+def register_variant(
+    name: str,
+    of: str,
+    summary: str,
+    defaults: Mapping[str, Any],
+    fixed: Mapping[str, Any] | None = None,
+    backbone_variants: Mapping[str, str] | None = None,
+    supported_settings: frozenset[Setting] | None = None,
+) -> MethodEntry:
+    """Register ``name`` as a configuration of the registered method ``of``.
+
+    Args:
+        name: The variant's registry key.
+        of: The registered method (not a variant) whose class runs the variant.
+        summary: What the variant changes, in words (``lifelong list`` shows "OF with SUMMARY").
+        defaults: Config fields the variant sets over the method's defaults.
+        fixed: Config fields the variant does not let change.
+        backbone_variants: The variant's backbone kinds (default: the method's).
+        supported_settings: Scenario settings of the variant (default: the method's).
+    """
+    base = METHODS.get(of)
+    if base.variant_of is not None:
+        raise ValueError(f"variant {name!r} must name a method, not the variant {of!r}")
+    entry = MethodEntry(
+        name=name,
+        method_class=base.method_class,
+        description=f"{of} with {summary}",
+        defaults=MappingProxyType(dict(defaults)),
+        fixed=MappingProxyType(dict(fixed or {})),
+        backbone_variants=MappingProxyType(
+            dict(base.backbone_variants if backbone_variants is None else backbone_variants)
+        ),
+        supported_settings=(
+            base.supported_settings if supported_settings is None else supported_settings
+        ),
+        variant_of=of,
+    )
+    METHODS.add(name, entry)
+    return entry
 
 
 def rehearsal_buffer(

@@ -32,7 +32,7 @@ from lifelong.generative.replay import (
 from lifelong.generative.vae_classifier import VAEClassifier, VAEClassifierConfig
 from lifelong.losses.repulsion import ReconstructionLoss
 from lifelong.losses.vae import distillation_soft_targets, weigh_current_and_replay
-from lifelong.methods.base import Method, MethodContext, register
+from lifelong.methods.base import Method, MethodContext, register, register_variant
 from lifelong.methods.gr import GRConfig, adam
 from lifelong.nn.synaptic_intelligence import SynapticIntelligence
 from lifelong.types import Batch, StepOutput
@@ -51,7 +51,7 @@ class BIRConfig(GRConfig, ExaggerationConfig):
     per_class_prior: bool = True
     """Conditional replay: one learnable prior mode per class (else N(0, I))."""
     si_c: float = 0.0
-    """Synaptic Intelligence strength ``c`` on encoder and classifier (0: no SI; ``bir_si``)."""
+    """Synaptic Intelligence strength ``c`` on encoder and classifier (0: no SI; bir_si: 0.1)."""
     si_epsilon: float = 0.1
     """SI's damping ε of the importance denominator."""
     conv_depth: int = 0
@@ -284,3 +284,11 @@ class BIR(Method):
         learned = self.seen if bool(self.seen.any()) else torch.ones_like(self.seen)
         y = learned.nonzero().squeeze(1).repeat_interleave(per_class)
         return self.vae.generate(y, generator), y
+
+
+register_variant(
+    "bir_si",
+    of="bir",
+    summary="Synaptic Intelligence on (si_c=0.1; BI-R + SI, van de Ven et al. 2020)",
+    defaults={"si_c": 0.1},
+)

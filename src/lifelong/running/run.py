@@ -79,12 +79,12 @@ def build(cfg: RunConfig, stream: Stream | None = None) -> Built:
         stream: A stream built by the caller (for example from their own tensors); when given,
             ``cfg.dataset`` is not used.
     """
-    method_cls = METHODS.get(cfg.method_name)
+    entry = METHODS.get(cfg.method_name)
     device = resolve_device(cfg.device)
     generator = seed_everything(cfg.seed)
     stream = stream if stream is not None else build_stream(cfg.dataset, cfg.seed)
-    if stream.setting not in method_cls.supported_settings:
-        supported = ", ".join(sorted(method_cls.supported_settings))
+    if stream.setting not in entry.supported_settings:
+        supported = ", ".join(sorted(entry.supported_settings))
         raise ConfigError(
             f"method {cfg.method_name!r} does not support {stream.setting} scenarios such as "
             f"{stream.name!r} (it supports {supported}): pick another method or dataset"
@@ -94,7 +94,7 @@ def build(cfg: RunConfig, stream: Stream | None = None) -> Built:
     ctx = MethodContext(
         backbone, stream.num_classes, stream.image_shape, stream.transform, device, generator
     )
-    method = method_cls(cfg.method, ctx)
+    method = entry.build(cfg.method, ctx)
     return Built(stream, method, Evaluator(stream, cfg.train.eval_batch_size, device), generator)
 
 
@@ -191,7 +191,7 @@ def pdf_for_finished_run(run_dir: Path) -> Path:
     cfg = load_run_config(run_dir)
     steps = read_steps(run_dir / "metrics.jsonl")
     samples = None
-    if issubclass(METHODS.get(cfg.method_name), Generates):
+    if issubclass(METHODS.get(cfg.method_name).method_class, Generates):
         built = build(cfg)
         restore(built, run_dir / CHECKPOINT)
         samples = generated_samples(built.method, SAMPLES_PER_CLASS, cfg.seed)

@@ -1,0 +1,91 @@
+"""Named variants are registry entries, and they resolve and train as their subclasses did.
+
+``fixtures/method_variants.json`` was written by :mod:`variant_snapshots` while ``bir_si``,
+``cwr_star`` and the SARL variants were subclasses; the entries must give the same configs
+(every field and the layer that set it) and bit-identical seeded runs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from variant_snapshots import FIXTURE, NAMES, VARIANTS, compact, config_requests, seeded_run
+
+from lifelong.config import flatten, layered_config
+from lifelong.errors import ConfigError
+from lifelong.methods.base import METHODS, register_variant
+from lifelong.methods.sarl import SARLConfig
+
+BEFORE: dict[str, Any] = json.loads(FIXTURE.read_text())
+OPTIONS = {
+    "sarl": {
+        "similarity",
+        "sim_lr",
+        "sim_pairs",
+        "use_balanced_sampling",
+        "balance_alpha",
+        "adaptive_temp",
+        "min_score",
+        "online",
+        "warmup_iters",
+    },
+    "bir": set(),
+    "ar1_star": {"head_only_after_first"},
+}
+"""Per base method, the config fields that were added for its variants' options."""
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON reads it back (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
+@pytest.mark.parametrize(("key", "request_", "preset"), list(config_requests()))
+def test_resolved_config_equals_the_subclass_config(key, request_, preset) -> None:
+    before = BEFORE["configs"][key]
+    layered = layered_config(request_, preset=preset)
+    fields = flatten(layered.config.to_raw())
+    added = {k for k in fields if k.startswith("method.") and k not in before["shown"]}
+    entry = METHODS.get(request_["method"])
+    assert {k.removeprefix("method.") for k in added} <= OPTIONS[entry.variant_of or entry.name]
+    kept = {k: v for k, v in fields.items() if k not in added}
+    sources = {k: v for k, v in layered.sources.items() if k not in added}
+    assert plain(compact(kept, sources)) == before, key
+    assert layered.config.method_name == request_["method"]  # the variant keeps its name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_seeded_run_is_bit_identical_to_the_subclass_run(name: str) -> None:
+    assert seeded_run(name) == BEFORE["runs"][name]
+
+
+@pytest.mark.parametrize("base", list(VARIANTS))
+def test_variants_are_entries_of_their_base_class(base: str) -> None:
+    for name in VARIANTS[base]:
+        entry = METHODS.get(name)
+        assert entry.variant_of == base
+        assert entry.method_class is METHODS.get(base).method_class
+        assert entry.description.startswith(f"{base} with ")
+
+
+def test_plain_sarl_leaves_every_option_off() -> None:
+    cfg = layered_config({"method": "sarl", "dataset": "seq-digits"}, preset="none").config
+    assert isinstance(cfg.method, SARLConfig)
+    assert cfg.method.similarity == "cosine" and not cfg.method.online
+    assert not cfg.method.use_balanced_sampling
+
+
+def test_a_variant_refuses_to_change_a_fixed_field() -> None:
+    with pytest.raises(ConfigError, match="replay is always 'none' in cwr_star: use ar1_star"):
+        layered_config({"method": "cwr_star"}, overrides=[("method.replay", "latent")])
+    with pytest.raises(ConfigError, match="cwr_star"):
+        METHODS.get("cwr_star").make_config({"head_only_after_first": False})
+
+
+def test_a_variant_must_name_a_method_not_a_variant() -> None:
+    with pytest.raises(ValueError, match="not the variant"):
+        register_variant("sarl_twice", of="sarl_enhanced", summary="x", defaults={})
+    assert "sarl_twice" not in METHODS
