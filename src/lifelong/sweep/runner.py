@@ -16,8 +16,9 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -156,9 +157,10 @@ def run_sweep(
     one_thread = jobs > 1 or backend == "ray"
     outcomes = []
     mapped = _ray_map if backend == "ray" else _local_map
-    with (sweep.out / "sweep.log").open("a") as record:
+    trials = closing(mapped(sweep.trials, jobs, one_thread, tensorboard))  # stops them on errors
+    with (sweep.out / "sweep.log").open("a") as record, trials as finished:
         record.write(f"{time.strftime('%F %T')} sweep {sweep.path}: {len(sweep.trials)} trials\n")
-        for trial, attempt in mapped(sweep.trials, jobs, one_thread, tensorboard):
+        for trial, attempt in finished:
             outcomes.append((trial, attempt))
             line = f"[{len(outcomes)}/{len(sweep.trials)}] {trial.label}: {_describe(attempt)}"
             (log.warning if attempt.status == "failed" else log.info)("%s", line)
@@ -180,7 +182,7 @@ def _describe(attempt: Attempt) -> str:
 
 def _local_map(
     trials: Sequence[Trial], jobs: int, one_thread: bool, tensorboard: bool
-) -> Iterator[tuple[Trial, Attempt]]:
+) -> Generator[tuple[Trial, Attempt], None, None]:
     pool = ThreadPoolExecutor(max_workers=jobs)
     processes = TrialProcesses()
     try:
@@ -194,7 +196,7 @@ def _local_map(
 
 def _ray_map(
     trials: Sequence[Trial], jobs: int, one_thread: bool, tensorboard: bool
-) -> Iterator[tuple[Trial, Attempt]]:
+) -> Generator[tuple[Trial, Attempt], None, None]:
     """Run the trials as Ray tasks of one CPU each, yielding them as they finish.
 
     Connects to the cluster named by ``RAY_ADDRESS`` when set, otherwise starts a local Ray
