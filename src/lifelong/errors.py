@@ -20,8 +20,12 @@ class DataError(UserError):
 
 
 class NonFiniteLossError(UserError):
-    """Training produced a NaN or infinite loss; the last checkpoint is kept."""
+    """Training produced a NaN or infinite loss; what was saved stays as it was."""
 
 
 class RunDirError(UserError):
     """The output folder cannot be written, or a run to resume is incomplete."""
+
+
+class UserInterruptError(Exception):
+    """The user stopped a command (Ctrl-C); the message says what was saved and how to go on."""

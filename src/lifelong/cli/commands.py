@@ -6,20 +6,21 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from lifelong.cli.flags import layered_from_args
 from lifelong.cli.mammoth import check_best_args, mammoth_request, write_after_run
 from lifelong.cli.parser import FLAGS
 from lifelong.config import REQUEST_KEYS, RunConfig
-from lifelong.errors import ConfigError
+from lifelong.errors import ConfigError, UserInterruptError
 
 log = logging.getLogger("lifelong")
 
 
 def command_run(args: argparse.Namespace) -> int:
     """``lifelong run`` (mammoth's flags included, see :mod:`lifelong.cli.mammoth`)."""
-    from lifelong.reporting.report import full_report
-    from lifelong.running.run import default_run_dir, execute, load_run_config
+    from lifelong.running.run import load_run_config
+    from lifelong.running.run_dir import claim_run_dir, default_run_dir
 
     mammoth = mammoth_request(args)
     if args.resume is not None:
@@ -40,11 +41,12 @@ def command_run(args: argparse.Namespace) -> int:
             sys.stdout.write(layered.explain())
             return 0
         cfg = layered.config
-        run_dir = args.run_dir or default_run_dir(cfg, mammoth.output_root or Path("runs"))
+        wanted = default_run_dir(cfg, mammoth.output_root or Path("runs"))
+        run_dir = args.run_dir or claim_run_dir(wanted)
     if args.no_progress or mammoth.no_progress:
         cfg = _without_progress(cfg)
     log.info("run directory: %s", run_dir)
-    results = execute(
+    results = run_and_report(
         cfg,
         run_dir,
         resume=args.resume is not None,
@@ -52,11 +54,32 @@ def command_run(args: argparse.Namespace) -> int:
         pdf=args.pdf,
         visdom=args.visdom,
     )
-    sys.stdout.write(full_report(results))
     for path in write_after_run(mammoth, results, run_dir):
         sys.stdout.write(f"wrote {path}\n")
     sys.stdout.write(f"\nrun directory: {run_dir}\n")
     return 0
+
+
+def run_and_report(
+    cfg: RunConfig,
+    run_dir: Path,
+    resume: bool = False,
+    tensorboard: bool = True,
+    pdf: bool = False,
+    visdom: bool = False,
+) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_dir``, print the report; Ctrl-C says what was saved."""
+    from lifelong.reporting.report import full_report
+    from lifelong.running.run import execute
+    from lifelong.running.run_dir import saved_progress
+
+    log.info("run directory: %s", run_dir)
+    try:
+        results = execute(cfg, run_dir, resume, tensorboard, pdf, visdom)
+    except KeyboardInterrupt as stop:
+        raise UserInterruptError(saved_progress(run_dir)) from stop
+    sys.stdout.write(full_report(results))
+    return results
 
 
 def _without_progress(cfg: RunConfig) -> RunConfig:

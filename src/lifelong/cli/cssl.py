@@ -62,8 +62,8 @@ def cssl_layered(args: argparse.Namespace) -> Layered:
 
 def command_cssl(args: argparse.Namespace) -> int:
     """``lifelong cssl [main.py flags]``: train, write the run directory, print the report."""
-    from lifelong.reporting.report import full_report
-    from lifelong.running.run import default_run_dir, execute
+    from lifelong.cli.commands import run_and_report
+    from lifelong.running.run_dir import claim_run_dir, default_run_dir
 
     layered = cssl_layered(args)
     if args.explain_config:
@@ -72,9 +72,7 @@ def command_cssl(args: argparse.Namespace) -> int:
     cfg = layered.config
     if args.no_progress:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=False))
-    run_dir = args.lifelong_run_dir or default_run_dir(cfg)
-    log.info("run directory: %s", run_dir)
-    results = execute(cfg, run_dir, tensorboard=not args.no_tensorboard)
-    sys.stdout.write(full_report(results))
+    run_dir = args.lifelong_run_dir or claim_run_dir(default_run_dir(cfg))
+    run_and_report(cfg, run_dir, tensorboard=not args.no_tensorboard)
     sys.stdout.write(f"\nrun directory: {run_dir}\n")
     return 0

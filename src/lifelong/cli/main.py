@@ -17,7 +17,10 @@ from lifelong.cli.commands import (
 )
 from lifelong.cli.parser import build_parser, parse_command
 from lifelong.cli.sweep_command import command_sweep
-from lifelong.errors import UserError
+from lifelong.errors import UserError, UserInterruptError
+
+INTERRUPTED = 130
+"""Exit code after Ctrl-C (128 + SIGINT, as shells report it)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,6 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:
         sys.stderr.write(f"lifelong: error: {err}\n")
         return 2
+    except UserInterruptError as stop:
+        sys.stderr.write(f"lifelong: interrupted: {stop}\n")
+        return INTERRUPTED
+    except KeyboardInterrupt:
+        sys.stderr.write("lifelong: interrupted; every file written so far is whole\n")
+        return INTERRUPTED
 
 
 def entry_point() -> None:

@@ -81,9 +81,11 @@ class Experiment:
             progress: Show progress bars.
             tensorboard: Write TensorBoard events.
         """
-        from lifelong.running.run import default_run_dir, execute
+        from lifelong.running.run import execute
+        from lifelong.running.run_dir import claim_run_dir, default_run_dir
 
         cfg = self.config()
         if not progress:
             cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=False))
-        return execute(cfg, Path(run_dir) if run_dir else default_run_dir(cfg), False, tensorboard)
+        folder = Path(run_dir) if run_dir else claim_run_dir(default_run_dir(cfg))
+        return execute(cfg, folder, False, tensorboard)
