@@ -24,7 +24,7 @@ import yaml
 
 from lifelong.config import merge, resolve
 from lifelong.evaluation.metrics import average_accuracy
-from lifelong.methods.sarl_enhanced_gelu_balanced import SARLEnhancedGELUBalanced
+from lifelong.methods.sarl import SARL
 from lifelong.running.run import build, train_into
 from lifelong.running.train import FitState
 
@@ -56,7 +56,7 @@ def main() -> None:
     cfg = resolve(merge({}, raw))
     built = build(cfg, None)
     learner = built.method
-    assert isinstance(learner, SARLEnhancedGELUBalanced)
+    assert isinstance(learner, SARL) and learner.cfg.use_balanced_sampling
     records: list[tuple[int, float, float]] = []
     importance = learner.importance
 

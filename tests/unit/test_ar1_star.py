@@ -16,8 +16,7 @@ from lifelong.data.transforms import ImageTransform
 from lifelong.errors import ConfigError
 from lifelong.evaluation.evaluator import Evaluator
 from lifelong.methods.ar1_star import AR1Star, AR1StarConfig
-from lifelong.methods.base import MethodContext
-from lifelong.methods.cwr_star import CWRStar, CWRStarConfig
+from lifelong.methods.base import METHODS, MethodContext
 from lifelong.nn.batch_renorm import BatchRenorm2d
 from lifelong.reporting.run_logger import RunLogger
 from lifelong.running.seed import seed_everything
@@ -48,14 +47,13 @@ def stream() -> Stream:
     return Stream("nic-fixture", tuple(experiences), CLASSES, "gcil", transform, names)
 
 
-def build(cls: type[AR1Star] = AR1Star, seed: int = 0, **fields: Any) -> AR1Star:
+def build(name: str = "ar1_star", seed: int = 0, **fields: Any) -> AR1Star:
     generator = seed_everything(seed)
     s = stream()
     backbone = BACKBONES.get("mobilenet_v1").build(MobileNetConfig(width=0.25), SHAPE, CLASSES)
     ctx = MethodContext(backbone, CLASSES, SHAPE, s.transform, torch.device("cpu"), generator)
-    config_cls = CWRStarConfig if cls is CWRStar else AR1StarConfig
     settings = {"lr": 0.05, "inc_lr": 0.01, "rm_sz": 16, **fields}
-    return cls(config_cls(**settings), ctx)
+    return AR1Star(METHODS.get(name).make_config(settings), ctx)
 
 
 def train(
@@ -136,15 +134,15 @@ def test_latent_and_native_replay_train_identically_with_a_frozen_lower_part() -
 
 
 def test_cwr_star_trains_only_the_head_after_the_first_experience() -> None:
-    method = build(CWRStar)
+    method = build("cwr_star")
     first = train(method)
     for key, value in snapshot(method.net).items():
         if not key.startswith("head."):
             assert torch.equal(value, first["net"][key]), key
     assert not torch.equal(first["net"]["head.weight"], method.net.head.weight)
     assert len(method.memory) == 0
-    with pytest.raises(ConfigError, match="does not replay"):
-        CWRStarConfig(replay="latent")
+    with pytest.raises(ConfigError, match="replay is always 'none' in cwr_star"):
+        METHODS.get("cwr_star").make_config({"replay": "latent"})
 
 
 def test_ar1_needs_a_backbone_with_split_points() -> None:

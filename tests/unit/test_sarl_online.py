@@ -19,8 +19,8 @@ from lifelong.data.catalog import GREY
 from lifelong.data.stream import Experience, Stream
 from lifelong.data.tensors import ImageSet
 from lifelong.errors import ConfigError
-from lifelong.methods.base import MethodContext
-from lifelong.methods.sarl_online import SARLOnline, SARLOnlineConfig
+from lifelong.methods.base import METHODS, MethodContext
+from lifelong.methods.sarl import SARL
 from lifelong.running.seed import seed_everything
 from lifelong.running.train import batches
 from lifelong.types import Batch
@@ -43,17 +43,17 @@ def _stream() -> Stream:
     return Stream("synthetic", tuple(parts), 4, "class-il", GREY, ("0", "1", "2", "3"))
 
 
-def _online(stream: Stream, **overrides: object) -> SARLOnline:
+def _online(stream: Stream, **overrides: object) -> SARL:
     generator = seed_everything(0)
     net = BACKBONES.get("mlp").build(MLPConfig(hidden=(16,)), stream.image_shape, 4)
     ctx = MethodContext(
         net, 4, stream.image_shape, stream.transform, torch.device("cpu"), generator
     )
     settings = {"lr": 0.05, "buffer_size": 40, "minibatch_size": 8, **overrides}
-    return SARLOnline(SARLOnlineConfig(**settings), ctx)  # type: ignore[arg-type]
+    return SARL(METHODS.get("sarl_online").make_config(settings), ctx)
 
 
-def _batches(method: SARLOnline, stream: Stream, t: int, steps: int) -> list[Batch]:
+def _batches(method: SARL, stream: Stream, t: int, steps: int) -> list[Batch]:
     """``steps`` batches of 10 from experience ``t``, drawn as the loop draws them."""
     cpu = torch.device("cpu")
     data = stream[t].train
@@ -63,7 +63,7 @@ def _batches(method: SARLOnline, stream: Stream, t: int, steps: int) -> list[Bat
 class FeatureSpy:
     """Records the input of every call of the network's head (the penultimate features)."""
 
-    def __init__(self, method: SARLOnline) -> None:
+    def __init__(self, method: SARL) -> None:
         self.calls: list[torch.Tensor] = []
         method.net.head.register_forward_pre_hook(self._record)
 
@@ -179,7 +179,7 @@ def test_epoch_settings_are_refused_with_a_message_naming_the_field(
     field: str, value: object
 ) -> None:
     with pytest.raises(ConfigError, match=f"method.{field}"):
-        SARLOnlineConfig(**{field: value})  # type: ignore[arg-type]
+        METHODS.get("sarl_online").make_config({field: value})
 
 
 def _run(tmp_path: Path, *args: str) -> tuple[int, Path]:

@@ -18,12 +18,8 @@ from lifelong.data.catalog import GREY
 from lifelong.data.stream import Experience, Stream
 from lifelong.data.tensors import ImageSet
 from lifelong.evaluation.evaluator import Evaluator
-from lifelong.methods.base import MethodContext
-from lifelong.methods.sarl_enhanced import SARLEnhanced, SARLEnhancedConfig
-from lifelong.methods.sarl_enhanced_gelu_balanced import (
-    SARLBalancedConfig,
-    SARLEnhancedGELUBalanced,
-)
+from lifelong.methods.base import METHODS, MethodContext
+from lifelong.methods.sarl import SARL
 from lifelong.nn.k_winners import KWinners
 from lifelong.nn.semantic_similarity import similarity_targets
 from lifelong.reporting.run_logger import RunLogger
@@ -58,10 +54,10 @@ def _context(stream: Stream) -> MethodContext:
     )
 
 
-def _enhanced(stream: Stream, **overrides: object) -> SARLEnhanced:
+def _enhanced(stream: Stream, **overrides: object) -> SARL:
     settings = {"lr": 0.05, "buffer_size": 40, "minibatch_size": 8, "warmup_epochs": 0}
-    config = SARLEnhancedConfig(**{**settings, **overrides})  # type: ignore[arg-type]
-    return SARLEnhanced(config, _context(stream))
+    config = METHODS.get("sarl_enhanced").make_config({**settings, **overrides})
+    return SARL(config, _context(stream))
 
 
 class Recorder(RunLogger):
@@ -77,7 +73,7 @@ class Recorder(RunLogger):
         super().step(out, experience, epoch)
 
 
-def _train(method: SARLEnhanced, stream: Stream) -> Recorder:
+def _train(method: SARL, stream: Stream) -> Recorder:
     recorder = Recorder()
     evaluator = Evaluator(stream, 100, torch.device("cpu"))
     train = TrainConfig(epochs=3, batch_size=10, progress=False)
@@ -175,10 +171,10 @@ def test_gelu_variant_uses_the_tanh_approximation_and_keeps_an_explicit_backbone
 # sarl_enhanced_gelu_balanced: importance-weighted replay
 
 
-def _balanced(stream: Stream, **overrides: object) -> SARLEnhancedGELUBalanced:
+def _balanced(stream: Stream, **overrides: object) -> SARL:
     settings = {"lr": 0.05, "buffer_size": 30, "minibatch_size": 1, "warmup_epochs": 0}
-    config = SARLBalancedConfig(**{**settings, **overrides})  # type: ignore[arg-type]
-    return SARLEnhancedGELUBalanced(config, _context(stream))
+    config = METHODS.get("sarl_enhanced_gelu_balanced").make_config({**settings, **overrides})
+    return SARL(config, _context(stream))
 
 
 def test_weighted_sampling_follows_the_weights() -> None:
