@@ -7,6 +7,7 @@ import dataclasses
 import inspect
 import itertools
 import textwrap
+from collections.abc import Mapping
 from typing import Any
 
 from lifelong.backbones import BACKBONES
@@ -69,13 +70,42 @@ def configurable_section(header: str, entries: list[tuple[str, str, type[Any]]],
     return "\n".join(lines)
 
 
+def methods_section() -> str:
+    """Each method with its config fields, then its variants: "NAME: BASE with ..." and settings."""
+    lines = ["methods (--method NAME; fields settable with --set method.FIELD=VALUE):"]
+    entries = METHODS.items()
+    for name, entry in entries:
+        if entry.variant_of is not None:
+            continue
+        lines.append(f"  {name:<10} {entry.description}")
+        lines += describe_fields(entry.config_cls)
+        for variant_name, variant in entries:
+            if variant.variant_of != name:
+                continue
+            lines.append(f"    {variant_name} ({variant.description})")
+            settings = {**variant.defaults, **variant.fixed}
+            shown = ", ".join(f"{k}={_plain_value(v)}" for k, v in settings.items())
+            lines.append(
+                f"      sets {shown or 'no field'}" + _backbones(variant.backbone_variants)
+            )
+    return "\n".join(lines)
+
+
+def _plain_value(value: Any) -> str:
+    return str(list(value) if isinstance(value, tuple) else value)
+
+
+def _backbones(variants: Mapping[str, str]) -> str:
+    if not variants:
+        return ""
+    return "; backbones " + ", ".join(f"{a} → {b}" for a, b in variants.items())
+
+
 def list_text(what: str) -> str:
     """The text of ``lifelong list WHAT`` (one of ``cli.LIST_CHOICES``)."""
     sections = []
     if what in ("methods", "all"):
-        header = "methods (--method NAME; fields settable with --set method.FIELD=VALUE):"
-        methods = [(n, first_line(c), c.config_cls) for n, c in METHODS.items()]
-        sections.append(configurable_section(header, methods, 10))
+        sections.append(methods_section())
     if what in ("datasets", "all"):
         lines = ["datasets (--dataset NAME, --data-root DIR):"]
         for name in SCENARIOS:
