@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -334,11 +333,11 @@ def test_trial_runs_from_its_resolved_config_file_not_from_flag_strings(
 ) -> None:
     commands = []
 
-    def fake_run(command, stdout, stderr, env, cwd, check):
+    def fake_run(processes, command, output, env, cwd, keep_open):
         commands.append(command)
-        return subprocess.CompletedProcess(command, 2)
+        return 2
 
-    monkeypatch.setattr(runner.subprocess, "run", fake_run)
+    monkeypatch.setattr(runner.TrialProcesses, "run", fake_run)
     common = {**TINY, "dataset": {"name": "seq-digits", "validation": 0.2}}
     file = write_sweep(tmp_path / "s.yaml", common=common, out=str(tmp_path / "o"))
     (trial,) = load_sweep(file).trials
