@@ -142,7 +142,9 @@ def test_locked_trial_folder_is_neither_deleted_nor_run_again(
     (busy / "metrics.jsonl").write_text("written by the process that owns the folder\n")
     with (busy / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running trial holds it
+        listed = cli("sweep", file, "--dry-run")
         result = cli("sweep", file, "--no-tensorboard")
+    assert f"default seed 0: {busy} (running elsewhere)" in listed.out
     assert result.code == 1, result.err
     assert sorted(p.name for p in busy.iterdir()) == [".lock", "metrics.jsonl"]
     assert (busy / "metrics.jsonl").read_text().startswith("written by the process")

@@ -28,6 +28,7 @@ def command_sweep(args: argparse.Namespace) -> int:
         run_sweep,
         write_summary,
     )
+    from lifelong.sweep.lock import is_locked
 
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be 1 or more, got {args.jobs}")
@@ -36,6 +37,7 @@ def command_sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         for trial in sweep.trials:
             done = " (finished before)" if completed_results(trial.run_dir) else ""
+            done = " (running elsewhere)" if is_locked(trial.run_dir) else done
             sys.stdout.write(f"{trial.label}: {trial.run_dir}{done}\n")
         sys.stdout.write(f"{len(sweep.trials)} trials; nothing run (--dry-run)\n")
         return 0
