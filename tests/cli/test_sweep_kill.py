@@ -46,12 +46,28 @@ def write_sweep(path: Path, **sections: object) -> Path:
 
 
 def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie waiting for its reaper counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
+    """Whether a thread of ``pid`` still runs (zombies waiting for their reaper count as gone).
+
+    Every thread counts: a killed process's main thread may be a zombie while its other threads
+    are still tearing down (and still hold its files).
+    """
+    states = []
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            states.append(stat.read_text().rsplit(")", 1)[1].split()[0])
+        except (OSError, IndexError):
+            continue
+    return any(state not in ("Z", "X") for state in states)
+
+
+def unlocked(run_dir: Path) -> bool:
+    """Whether nobody holds ``run_dir/.lock`` (takes and releases it)."""
+    with (run_dir / ".lock").open() as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+    return True
 
 
 def children_of(pid: int) -> list[int]:
@@ -112,9 +128,8 @@ def test_trial_process_dies_with_a_sweep_killed_with_sigkill(running_sweep: Runn
     sweep.wait()
     killed = time.monotonic()
     assert wait_for(lambda: not alive(trial), GONE_SECONDS), "the trial outlived its sweep"
+    assert wait_for(lambda: unlocked(run_dir), GONE_SECONDS), "the dead owners kept the lock"
     assert time.monotonic() - killed < GONE_SECONDS
-    with (run_dir / ".lock").open() as lock:  # the dead owners released the folder
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 @linux_only
