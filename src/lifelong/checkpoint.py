@@ -109,8 +109,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """
     if not path.exists():
         raise RunDirError(
-            f"no checkpoint at {path}: the run stopped before its first experience ended; "
-            "start it again without --resume"
+            f"no checkpoint at {path}: the run stopped before its first checkpoint; "
+            f"`lifelong run --resume {path.parent}` starts it again"
         )
     try:
         payload: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)

@@ -417,14 +417,15 @@ def _started_run(cli, run_dir: Path) -> Path:
     return run_dir
 
 
-def test_resume_folder_without_checkpoint(cli, tmp_path):
+def test_resume_folder_without_checkpoint_starts_it_again(cli, tmp_path, caplog):
+    # issue 14 item 1: it used to say "start it again without --resume", which then refused
     run_dir = _started_run(cli, tmp_path / "run")
     config = (run_dir / "config.yaml").read_bytes()
     result = cli("run", *FAST, "--resume", run_dir)
-    assert_one_line_error(
-        result, "no checkpoint", str(run_dir / "checkpoint.pt"), "without --resume"
-    )
+    assert result.code == 0, result.err
+    assert "no checkpoint yet" in caplog.text
     assert (run_dir / "config.yaml").read_bytes() == config
+    assert json.loads((run_dir / "results.json").read_text())["completed"] is True
 
 
 def test_resume_with_corrupt_checkpoint(cli, tmp_path):

@@ -294,7 +294,9 @@ def test_run_once_sets_one_thread_and_restarts_unfinished_runs(tmp_path, monkeyp
     assert runner.run_once(["--method", "er"], run_dir, one_thread=True).status == "done before"
     (run_dir / "results.json").unlink()
     runner.run_once(["--method", "er"], run_dir, one_thread=False)
-    assert len(calls) == 2 and calls[1][0] is None  # the environment is inherited as it is
+    env = calls[1][0]
+    assert len(calls) == 2 and env["OMP_NUM_THREADS"] == "4"  # inherited as it is
+    assert int(env["LIFELONG_RUN_LOCK_FD"]) >= 0  # the trial process is handed the folder's lock
 
 
 SWEEP_FILES = sorted((Path(__file__).resolve().parents[2] / "configs" / "sweeps").glob("*.yaml"))

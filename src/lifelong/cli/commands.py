@@ -128,7 +128,7 @@ def command_compare(args: argparse.Namespace) -> int:
     """``lifelong compare RUN...``: writes comparison.md and comparison.png."""
     from lifelong.checkpoint import atomic_write_text
     from lifelong.reporting.compare import comparison_plot, comparison_table, find_runs, group_runs
-    from lifelong.running.run import prepare_run_dir
+    from lifelong.running.run_dir import prepare_run_dir
 
     groups = group_runs(find_runs(args.runs))
     table = comparison_table(groups)

@@ -86,7 +86,7 @@ class RunLogger:
             raise NonFiniteLossError(
                 f"the loss became {values[0]} at step {self.global_step} "
                 f"(experience {experience}): "
-                "lower the learning rate (--lr) or check the inputs; the last checkpoint is kept"
+                "lower the learning rate (--lr) or check the inputs"
             )
         self._write({"kind": "step", **record})
         writer = self._tb()

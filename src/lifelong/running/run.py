@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from lifelong.config import RunConfig, resolve
 from lifelong.config.training import TrainConfig
 from lifelong.data.catalog import build_stream
 from lifelong.data.stream import Stream
-from lifelong.errors import ConfigError, RunDirError
+from lifelong.errors import ConfigError, NonFiniteLossError, RunDirError
 from lifelong.evaluation.evaluator import Evaluator
 from lifelong.methods.base import METHODS, Method, MethodContext
 from lifelong.reporting.live_plot import LivePlot, VisdomPlot
@@ -35,11 +34,19 @@ from lifelong.reporting.pdf_report import (
 from lifelong.reporting.report import write_plots
 from lifelong.reporting.results import read_results, results_dict, write_results
 from lifelong.reporting.run_logger import RunLogger, truncate_metrics
+from lifelong.running.run_dir import (
+    CHECKPOINT,
+    RESULTS,
+    check_destination,
+    owning,
+    prepare_run_dir,
+    stopped_before_first_checkpoint,
+    what_is_kept,
+)
 from lifelong.running.seed import restore_rng_state, rng_state, seed_everything
 from lifelong.running.train import FitState, fit
 
 log = logging.getLogger(__name__)
-CHECKPOINT = "checkpoint.pt"
 SAMPLES_PER_CLASS = 8
 """Generated samples per class shown in the PDF report."""
 
@@ -52,12 +59,6 @@ class Built:
     method: Method
     evaluator: Evaluator
     generator: torch.Generator
-
-
-def default_run_dir(cfg: RunConfig, root: Path = Path("runs")) -> Path:
-    """``<root>/<dataset>/<method>-<timestamp>-s<seed>`` (``root``: ``runs`` by default)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return root / cfg.dataset.name / f"{cfg.method_name}-{stamp}-s{cfg.seed}"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -98,49 +99,6 @@ def build(cfg: RunConfig, stream: Stream | None = None) -> Built:
     return Built(stream, method, Evaluator(stream, cfg.train.eval_batch_size, device), generator)
 
 
-def check_destination(run_dir: Path, resume: bool) -> None:
-    """Fail before any work when ``run_dir`` cannot take this run; create nothing.
-
-    A new run needs a folder that holds no earlier run and can be created and written (its
-    nearest existing ancestor is a writable folder); a resumed run needs a writable folder.
-    """
-    if not resume and any(
-        (run_dir / name).exists() for name in ("config.yaml", CHECKPOINT, "results.json")
-    ):
-        raise RunDirError(
-            f"run directory {run_dir} already holds a run: continue it with --resume {run_dir} "
-            "or choose another --run-dir"
-        )
-    existing = run_dir
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise RunDirError(
-            f"cannot write to output folder {run_dir}: {existing} is a file; "
-            "choose another with --run-dir"
-        )
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise RunDirError(
-            f"cannot write to output folder {run_dir} ({existing} is not writable): "
-            "choose another with --run-dir"
-        )
-
-
-def prepare_run_dir(run_dir: Path, resume: bool) -> None:
-    """Create ``run_dir`` and check it is writable; refuse to start over an earlier run."""
-    check_destination(run_dir, resume)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as err:
-        raise RunDirError(
-            f"cannot write to output folder {run_dir} ({err.strerror}): "
-            "choose another with --run-dir"
-        ) from err
-
-
 def execute(
     cfg: RunConfig,
     run_dir: Path,
@@ -159,23 +117,45 @@ def execute(
     built = build(cfg)  # loads and validates the data before anything is written
     prepare_run_dir(run_dir, resume)
     raw_config = cfg.to_raw()
-    state = FitState()
-    if resume:
+    with owning(run_dir):
+        check_destination(run_dir, resume)  # again: another process may have started meanwhile
+        state = starting_state(built, run_dir, resume, raw_config)
+        try:
+            state = train_into(built, cfg, run_dir, state, tensorboard, live)
+        except NonFiniteLossError as err:
+            raise NonFiniteLossError(f"{err}; {what_is_kept(run_dir)}") from err
+        results = results_dict(state, len(built.stream), raw_config)
+        write_results(run_dir / RESULTS, results)
+        write_plots(results, run_dir)
+        if pdf:
+            write_run_pdf(run_dir, results, built.method, cfg.seed)
+    return results
+
+
+def starting_state(
+    built: Built, run_dir: Path, resume: bool, raw_config: dict[str, Any]
+) -> FitState:
+    """The progress to train from: the checkpoint's, or a clean start (config written, no log).
+
+    A run that stopped before its first checkpoint starts again from its first experience,
+    whether it is resumed or started again in the same folder.
+    """
+    if resume and (run_dir / CHECKPOINT).exists():
         state = restore(built, run_dir / CHECKPOINT)
         truncate_metrics(run_dir / "metrics.jsonl", state.step, state.next_experience)
         log.info(
             "resuming %s at experience %d/%d", run_dir, state.next_experience + 1, len(built.stream)
         )
-    else:
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(raw_config, sort_keys=False))
-        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    state = train_into(built, cfg, run_dir, state, tensorboard, live)
-    results = results_dict(state, len(built.stream), raw_config)
-    write_results(run_dir / "results.json", results)
-    write_plots(results, run_dir)
-    if pdf:
-        write_run_pdf(run_dir, results, built.method, cfg.seed)
-    return results
+        return state
+    if resume or stopped_before_first_checkpoint(run_dir):
+        log.warning(
+            "%s has no checkpoint yet (its run stopped before the first one): the run starts "
+            "again from its first experience",
+            run_dir,
+        )
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(raw_config, sort_keys=False))
+    (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+    return FitState()
 
 
 def write_run_pdf(run_dir: Path, results: dict[str, Any], method: Method, seed: int) -> Path:

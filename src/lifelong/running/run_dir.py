@@ -6,9 +6,10 @@ The rules (issue 14):
   ``mkdir`` before anything else; when another run took the name in the same second, the next
   free ``-2``, ``-3``, ... suffix is taken. Concurrent runs never share a folder.
 * A process owns a run folder while it trains: it holds an exclusive ``flock`` on
-  ``RUN_DIR/.run.lock``. The kernel releases the lock when the process dies, however it dies, so
+  ``RUN_DIR/.lock``. The kernel releases the lock when the process dies, however it dies, so
   a killed run never leaves a folder locked. A second process (a second ``--resume``, a run or a
-  sweep trial pointed at the same folder) is refused with one line.
+  sweep trial pointed at the same folder) is refused with one line. A sweep locks a trial's
+  folder itself and hands the locked descriptor to the trial's process (``INHERITED_LOCK``).
 * A folder whose run stopped before its first checkpoint (it has ``config.yaml`` but neither a
   checkpoint nor results) holds nothing worth keeping: a new run may start over in it, and
   ``--resume`` restarts it from the beginning with its saved config.
@@ -32,8 +33,11 @@ from lifelong.errors import RunDirError
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
 RESULTS = "results.json"
-LOCK = ".run.lock"
+LOCK = ".lock"
 """The lock file a process holds (``flock``) while it owns a run folder."""
+INHERITED_LOCK = "LIFELONG_RUN_LOCK_FD"
+"""Environment variable naming a descriptor of ``RUN_DIR/.lock`` that a parent (a sweep) locked
+and handed to this process: the process then owns the folder already."""
 MAX_SUFFIX = 1000
 """Suffixes tried for a default folder name before giving up."""
 
@@ -53,7 +57,9 @@ def claim_run_dir(wanted: Path) -> Path:
     Raises:
         RunDirError: if the parent cannot be created or written.
     """
-    check_destination(wanted, resume=False)
+    check_destination(wanted.parent, resume=True)  # a writable place; ``wanted`` may be taken
+    if len(wanted.name.encode("utf-8")) > 255 - 4:
+        raise RunDirError(f"cannot create {wanted}: its name is too long; choose --run-dir")
     try:
         wanted.parent.mkdir(parents=True, exist_ok=True)
         for k in range(1, MAX_SUFFIX + 1):
@@ -138,6 +144,9 @@ def owning(run_dir: Path) -> Iterator[None]:
     Raises:
         RunDirError: if another process owns the folder.
     """
+    if _inherited_lock(run_dir):
+        yield
+        return
     handle = (run_dir / LOCK).open("a+")
     try:
         try:
@@ -158,6 +167,30 @@ def owning(run_dir: Path) -> Iterator[None]:
         yield
     finally:
         handle.close()  # releases the lock
+
+
+def _inherited_lock(run_dir: Path) -> bool:
+    """Whether this process was handed a locked descriptor of ``run_dir``'s lock file."""
+    text = os.environ.get(INHERITED_LOCK, "")
+    if not text.isdigit():
+        return False
+    try:
+        held, lock_file = os.fstat(int(text)), (run_dir / LOCK).stat()
+    except OSError:
+        return False
+    return (held.st_dev, held.st_ino) == (lock_file.st_dev, lock_file.st_ino)
+
+
+def what_is_kept(run_dir: Path) -> str:
+    """After a failed run: what ``run_dir`` keeps, and whether it can be started again in place."""
+    if (run_dir / CHECKPOINT).exists():
+        return (
+            f"{run_dir} keeps its last checkpoint and results; start a new run (another "
+            "--run-dir) with other settings"
+        )
+    return (
+        f"no checkpoint was written, so {run_dir} can be started again in place with other settings"
+    )
 
 
 def saved_progress(run_dir: Path) -> str:

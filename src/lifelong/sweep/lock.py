@@ -22,7 +22,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-LOCK_FILE = ".lock"
+from lifelong.running.run_dir import LOCK
+
+LOCK_FILE = LOCK
 """Name of the lock file inside a trial folder."""
 
 

@@ -27,6 +27,7 @@ import yaml
 
 from lifelong.checkpoint import atomic_write_text
 from lifelong.errors import ConfigError, RunDirError
+from lifelong.running.run_dir import INHERITED_LOCK
 from lifelong.sweep.children import TrialProcesses
 from lifelong.sweep.lock import LOCK_FILE, clear_locked_folder, trial_lock
 from lifelong.sweep.plan import Raw, Sweep, Trial, completed_results
@@ -82,7 +83,7 @@ def run_once(
     Raises:
         SweepStoppedError: When ``processes`` was stopped before the run started.
     """
-    env = {**os.environ, "OMP_NUM_THREADS": "1"} if one_thread else None
+    env = {**os.environ, **({"OMP_NUM_THREADS": "1"} if one_thread else {})}
     config_file = run_dir / TRIAL_CONFIG
     from_config = ["--config", str(config_file), "--preset", "none"] if config is not None else []
     command = [sys.executable, "-m", "lifelong", "run", *from_config, *arguments]
@@ -99,6 +100,7 @@ def run_once(
             if config is not None:
                 atomic_write_text(config_file, yaml.safe_dump(config, sort_keys=False))
             with (run_dir / TRIAL_LOG).open("w") as output:
+                env[INHERITED_LOCK] = str(lock)  # the trial's process owns the folder
                 code = (processes or TrialProcesses()).run(command, output, env, cwd, (lock,))
             results = completed_results(run_dir)
     except OSError as err:
