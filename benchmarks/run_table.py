@@ -34,6 +34,8 @@ def run_job(job: Job) -> str:
     attempt = run_once(job.arguments, job.run_dir, one_thread=True)
     if attempt.status == "failed":
         return f"{job.label}: FAILED: {attempt.error} (log: {job.run_dir / 'trial.log'})"
+    if attempt.status == "running elsewhere":
+        return f"{job.label}: skipped, another process is running it ({attempt.error})"
     if attempt.status == "done before":
         return f"{job.label}: done before"
     first = next(iter(attempt.accuracy))
