@@ -31,3 +31,25 @@ def test_pretrain_checks_out_before_training(
     result = cli("pretrain", "--dataset", "seq-digits", "--out", out, "--no-progress")
     one_line_error(result, needle, "--out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_report_on_a_folder_it_cannot_write_says_so_before_printing(
+    cli, one_line_error, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lifelong.checkpoint
+
+    run_dir = tmp_path / "run"
+    assert (
+        cli("run", "--no-progress", "--no-tensorboard", "--iters", "1", "--run-dir", run_dir).code
+        == 0
+    )
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    # root may write anywhere, so the test plays a user without write permission on the folder
+    writable = lifelong.checkpoint.os.access
+    monkeypatch.setattr(
+        lifelong.checkpoint.os, "access", lambda p, m: Path(p) != run_dir and writable(p, m)
+    )
+    result = cli("report", run_dir)
+    one_line_error(result, str(run_dir), "is not writable", "copy the run folder")
+    assert result.out == ""
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before

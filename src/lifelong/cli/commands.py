@@ -90,10 +90,15 @@ def _without_progress(cfg: RunConfig) -> RunConfig:
 
 def command_report(args: argparse.Namespace) -> int:
     """``lifelong report RUN_DIR``."""
-    from lifelong.reporting.report import full_report, write_plots
+    from lifelong.checkpoint import check_writable_file
+    from lifelong.reporting.pdf_report import REPORT_NAME
+    from lifelong.reporting.report import PLOT_NAMES, full_report, write_plots
     from lifelong.reporting.results import read_results
 
     results = read_results(args.run_dir)
+    fix = "copy the run folder somewhere you can write and report that copy"
+    for name in PLOT_NAMES + ((REPORT_NAME,) if args.pdf else ()):
+        check_writable_file(args.run_dir / name, fix)
     sys.stdout.write(full_report(results))
     for path in write_plots(results, args.run_dir):
         sys.stdout.write(f"wrote {path}\n")

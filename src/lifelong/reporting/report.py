@@ -11,6 +11,8 @@ import numpy as np
 from lifelong.checkpoint import save_figure
 from lifelong.reporting.results import matrix_of
 
+PLOT_NAMES = ("accuracy_matrix.png", "accuracy_curves.png")
+"""The plots :func:`write_plots` writes into a run folder."""
 SUMMARY_NAMES = {
     "average_accuracy": "avg acc",
     "average_incremental_accuracy": "avg inc acc",
@@ -119,7 +121,7 @@ def write_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
         ax.set_yticks(range(n), [str(i + 1) for i in range(n)])
         fig.colorbar(image, ax=ax, fraction=0.046, label="accuracy (%)")
     fig.tight_layout()
-    heatmap = save_figure(fig, out_dir / "accuracy_matrix.png", dpi=110)
+    heatmap = save_figure(fig, out_dir / PLOT_NAMES[0], dpi=110)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -134,6 +136,6 @@ def write_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    curves = save_figure(fig, out_dir / "accuracy_curves.png", dpi=110)
+    curves = save_figure(fig, out_dir / PLOT_NAMES[1], dpi=110)
     plt.close(fig)
     return [heatmap, curves]
