@@ -49,6 +49,11 @@ class ICaRL(Method):
     name = "icarl"
     config_cls = RehearsalConfig
     supported_settings = frozenset({"class-il"})
+    exemplar_x: torch.Tensor
+    exemplar_y: torch.Tensor
+    seen_classes: torch.Tensor
+    old_classes: torch.Tensor
+    has_old_net: torch.Tensor
 
     def __init__(self, cfg: RehearsalConfig, ctx: MethodContext) -> None:
         super().__init__(cfg, ctx)
