@@ -1,0 +1,123 @@
+"""Gradient-based Sample Selection (GSS-Greedy): a buffer of examples with diverse gradients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch.func import functional_call, grad, vmap
+
+from lifelong.buffers.gss import EMPTY_BUFFER_SCORE, GSSBuffer, gss_scores
+from lifelong.errors import ConfigError
+from lifelong.methods.base import Method, MethodContext, RehearsalConfig, register
+from lifelong.types import Batch, StepOutput
+
+GRADIENT_CHUNK = 32
+"""Examples whose per-example gradients are computed at once (bounds the memory of vmap)."""
+
+
+@dataclass(frozen=True)
+class GSSConfig(RehearsalConfig):
+    """Settings of GSS (``minibatch_size``: buffer examples replayed with each update)."""
+
+    gss_minibatch_size: int = 10
+    """Random buffer examples whose gradients an offered example's gradient is compared with."""
+    batch_num: int = 1
+    """Updates per incoming batch, each with a fresh buffer sample (the DER code's batch_num)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.gss_minibatch_size <= 0:
+            raise ConfigError(
+                f"method.gss_minibatch_size must be positive, got {self.gss_minibatch_size}"
+            )
+        if self.batch_num <= 0:
+            raise ConfigError(f"method.batch_num must be positive, got {self.batch_num}")
+
+
+@register
+class GSS(Method):
+    """GSS-Greedy (Aljundi, Lin, Goujaud & Bengio, NeurIPS 2019, Algorithm 2), as in the DER paper.
+
+    Each incoming batch gives ``batch_num`` SGD steps on the cross-entropy of the batch joined
+    with ``minibatch_size`` random buffer examples (as ER). Then every example of the batch is
+    offered to the :class:`~lifelong.buffers.gss.GSSBuffer` with the score
+    ``c = max_j cos(g, G_j) + 1`` (``gss_scores``), where g is the example's own loss gradient
+    and G the per-example gradients of ``gss_minibatch_size`` random buffer examples, all with
+    the updated network on un-augmented inputs.
+
+    Differences from the DER code (``utils/gss_buffer.py``): each offered example is scored by
+    its own gradient, as in the paper's algorithm, where the DER code scores the whole batch by
+    the gradient of its mean loss; per-example gradients are computed by ``torch.func.vmap`` in
+    chunks (the DER code runs one backward pass per buffer example and caches it within a
+    step); the replayed samples of the ``batch_num`` steps are drawn independently (the DER code
+    walks a random permutation of the buffer). Both compute gradients with the network in eval
+    mode.
+    """
+
+    name = "gss"
+    config_cls = GSSConfig
+    supported_settings = frozenset({"class-il", "domain-il", "general"})
+
+    def __init__(self, cfg: GSSConfig, ctx: MethodContext) -> None:
+        super().__init__(cfg, ctx)
+        self.cfg: GSSConfig = cfg
+        stored = torch.uint8 if ctx.transform.augments else torch.float32
+        fields = {
+            "x": (ctx.image_shape, stored),
+            "y": ((), torch.int64),
+            "experience": ((), torch.int64),
+        }
+        self.buffer = GSSBuffer(cfg.buffer_size, fields, ctx.generator).to(ctx.device)
+
+    def observe(self, batch: Batch) -> StepOutput:
+        """``batch_num`` replay steps, then offer the batch scored by gradient diversity."""
+        loss = torch.zeros(())
+        for _ in range(self.cfg.batch_num):
+            x, y = batch.x, batch.y
+            if len(self.buffer) > 0:
+                replay = self.buffer.sample(self.cfg.minibatch_size, ("x", "y"))
+                x = torch.cat([x, self.augment(replay["x"])])
+                y = torch.cat([y, replay["y"]])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(self.net(x), y)
+            loss.backward()
+            self.optimizer.step()
+        scores = torch.full((len(batch),), EMPTY_BUFFER_SCORE)
+        if len(self.buffer) > 0:
+            compared = self.buffer.sample(self.cfg.gss_minibatch_size, ("x", "y"))
+            stored = self.example_gradients(self.clean(compared["x"]), compared["y"])
+            scores = gss_scores(self.example_gradients(self.clean(batch.x_clean), batch.y), stored)
+        items: dict[str, torch.Tensor | int] = {
+            "x": batch.x_clean,
+            "y": batch.y,
+            "experience": batch.experience_id,
+        }
+        self.buffer.add(items, scores)
+        return StepOutput(loss.detach())
+
+    def clean(self, x_clean: torch.Tensor) -> torch.Tensor:
+        """Normalised un-augmented inputs from stored ones (uint8 or already normalised)."""
+        return x_clean if x_clean.is_floating_point() else self.ctx.transform.normalize(x_clean)
+
+    def example_gradients(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-example gradients of the cross-entropy w.r.t. the trainable parameters, (B, P)."""
+        params = {k: p.detach() for k, p in self.net.named_parameters() if p.requires_grad}
+        frozen = {k: p.detach() for k, p in self.net.named_parameters() if not p.requires_grad}
+        buffers = dict(self.net.named_buffers())
+
+        def example_loss(
+            trained: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor
+        ) -> torch.Tensor:
+            state = {**trained, **frozen, **buffers}
+            logits = functional_call(self.net, state, (xi.unsqueeze(0),))
+            return F.cross_entropy(logits, yi.unsqueeze(0))
+
+        was_training = self.net.training
+        self.net.eval()
+        grads = vmap(grad(example_loss), in_dims=(None, 0, 0), chunk_size=GRADIENT_CHUNK)(
+            params, x, y
+        )
+        self.net.train(was_training)
+        return torch.cat([g.reshape(len(y), -1) for g in grads.values()], dim=1)
