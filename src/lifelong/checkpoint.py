@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from lifelong.errors import RunDirError
+from lifelong.errors import RunDirError, one_line
 
 
 def _current_umask() -> int:
@@ -115,5 +116,27 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         payload: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise RunDirError(f"cannot read checkpoint {path} ({err}); start the run again") from err
+        raise RunDirError(
+            f"cannot read checkpoint {path} ({checkpoint_problem(err)}); start the run again"
+        ) from err
     return payload
+
+
+REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+"""How ``torch.load(weights_only=True)`` names a Python object it refuses to load."""
+
+
+def checkpoint_problem(err: Exception) -> str:
+    """One line saying why ``torch.load`` refused or failed to read a checkpoint.
+
+    ``torch.load``'s messages run over several lines (the refusal of ``weights_only=True``
+    explains how to load the file unsafely); this keeps the problem, not the advice.
+    """
+    refused = REFUSED_GLOBAL.search(str(err))
+    if refused is not None:
+        return (
+            f"it holds a Python object of type {refused.group(1)}, which lifelong does not load: "
+            "it was not written by lifelong"
+        )
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    return one_line(lines[0] if lines else type(err).__name__, 200)

@@ -38,6 +38,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from lifelong.buffers.reservoir import Reservoir
+from lifelong.buffers.storage_bounds import check_storage_fits
 from lifelong.errors import ConfigError
 from lifelong.registry import Registry
 
@@ -117,6 +118,8 @@ class StreamBuffer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.capacity = cfg.size
+        fields = [(image_shape, torch.uint8), ((feature_dim,), torch.float32)]
+        check_storage_fits(cfg.size, [*fields, ((), torch.int64), ((), torch.int64)], "buffer.size")
         self.register_buffer("x", torch.zeros((cfg.size, *image_shape), dtype=torch.uint8))
         self.register_buffer("features", torch.zeros(cfg.size, feature_dim))
         self.register_buffer("replays", torch.zeros(cfg.size, dtype=torch.int64))

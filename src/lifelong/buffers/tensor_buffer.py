@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from lifelong.buffers.reservoir import Reservoir
+from lifelong.buffers.storage_bounds import check_storage_fits
 from lifelong.errors import ConfigError
 
 FieldSpec = tuple[tuple[int, ...], torch.dtype]
@@ -39,6 +40,7 @@ class TensorBuffer(nn.Module):
         super().__init__()
         if capacity <= 0:
             raise ConfigError(f"buffer_size must be positive, got {capacity}")
+        check_storage_fits(capacity, fields.values(), "buffer_size")
         self.capacity = capacity
         self.field_names = tuple(fields)
         for name, (shape, dtype) in fields.items():

@@ -22,8 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lifelong.config.presets import load_preset, load_yaml, matching_preset
-from lifelong.config.schema import RunConfig, flatten, merge, qualify, resolve, set_key
+from lifelong.config.presets import load_preset, matching_preset
+from lifelong.config.schema import (
+    RunConfig,
+    flatten,
+    merge,
+    qualify,
+    resolve,
+    section_name,
+    set_key,
+)
+from lifelong.config.yaml_files import load_yaml
 from lifelong.data.scenarios import SCENARIOS
 from lifelong.methods.base import METHODS
 
@@ -129,8 +138,8 @@ def layered_config(
         above = merge(merge(explicit_layer, file_layer), override_layer)
         override_layer = set_key(override_layer, qualify(key, with_scenario(above)), value)
     chosen = merge(merge(explicit_layer, file_layer), override_layer)
-    dataset = chosen.get("dataset", {}).get("name", "seq-digits")
-    method = chosen.get("method", {}).get("name", "er")
+    dataset = section_name(chosen, "dataset")
+    method = section_name(chosen, "method")
     override_layer = memory_alias(override_layer, METHODS.get(method).memory_field)
     if preset is None:
         explicit = matching_preset(dataset, method, chosen.get("method", {}).get("buffer_size"))
@@ -154,8 +163,7 @@ def layered_config(
 
 def with_scenario(layer: Raw) -> Raw:
     """``layer`` over the paper defaults of the scenario (and method) it names."""
-    dataset = layer.get("dataset", {}).get("name", "seq-digits")
-    method = layer.get("method", {}).get("name", "er")
+    dataset, method = section_name(layer, "dataset"), section_name(layer, "method")
     return merge(scenario_layer(dataset, method), layer)
 
 

@@ -6,8 +6,7 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from lifelong.config.yaml_files import load_yaml
 from lifelong.errors import ConfigError
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "preset_files"
@@ -32,20 +31,7 @@ def preset_path(name: str) -> Path:
 
 def load_preset(name: str) -> dict[str, Any]:
     """The raw config of preset ``name``."""
-    return load_yaml(preset_path(name))
-
-
-def load_yaml(path: Path) -> dict[str, Any]:
-    """Load a YAML config file with ``yaml.safe_load``; it must hold a mapping."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError as err:
-        raise ConfigError(f"config file {path} does not exist") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of sections")
-    return data
+    return load_yaml(preset_path(name), "preset")
 
 
 def preset_description(name: str) -> str:
@@ -58,9 +44,10 @@ def preset_description(name: str) -> str:
     return " ".join(lines)
 
 
-def matching_preset(dataset: str, method: str, buffer_size: int | None) -> str | None:
-    """The paper preset for this dataset/method (and buffer size), if one exists."""
-    candidates = [f"{dataset}/{method}-{buffer_size}"] if buffer_size is not None else []
+def matching_preset(dataset: str, method: str, buffer_size: object) -> str | None:
+    """The paper preset for this dataset/method (and buffer size, when it is one), if any."""
+    sized = isinstance(buffer_size, int) and not isinstance(buffer_size, bool)
+    candidates = [f"{dataset}/{method}-{buffer_size}"] if sized else []
     candidates.append(f"{dataset}/{method}")
     names = set(preset_names())
     return next((c for c in candidates if c in names), None)

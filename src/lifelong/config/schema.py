@@ -19,12 +19,20 @@ import lifelong.components  # noqa: F401  (fills the registries)
 from lifelong.backbones import BACKBONES
 from lifelong.config.training import TrainConfig
 from lifelong.data.scenarios import SCENARIOS, DatasetConfig
-from lifelong.errors import ConfigError
+from lifelong.errors import ConfigError, quoted
 from lifelong.methods.base import METHODS, MethodConfig
 
 Raw = dict[str, Any]
 SECTIONS = ("method", "dataset", "backbone", "train")
 TOP_LEVEL = {"seed": int, "device": str}
+DEFAULT_NAMES = {"method": "er", "dataset": "seq-digits", "backbone": "mlp"}
+"""The component each named section uses when the config names none."""
+MAX_SEED = 2**63 - 1
+"""The largest seed: torch's generators take 64-bit seeds, and the seed is also a step count."""
+DEVICE_NAME = re.compile(r"cpu|cuda(:\d{1,4})?")
+"""The devices a run can use: the CPU, the current GPU or GPU number N."""
+MAX_NAME_BYTES = 255
+"""The longest file or folder name most file systems allow."""
 
 
 @dataclass(frozen=True)
@@ -86,10 +94,55 @@ def merge(base: Raw, override: Raw) -> Raw:
     return out
 
 
+def section_name(raw: Raw, section: str) -> str:
+    """The component that section ``method``, ``dataset`` or ``backbone`` of ``raw`` names.
+
+    Raises:
+        ConfigError: if the section is not a mapping or its ``name`` is not a string (a list
+            from ``--set method.name=[er]``, a number from ``dataset: {name: 5}``).
+    """
+    values = raw.get(section, {})
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"config section {section!r} must be a mapping of its fields (name: ..., ...), "
+            f"got {quoted(values)}"
+        )
+    name = values.get("name", DEFAULT_NAMES[section])
+    if not isinstance(name, str):
+        example = DEFAULT_NAMES[section]
+        raise ConfigError(f"{section}.name must be a name such as {example!r}, got {quoted(name)}")
+    return name
+
+
+def check_seed(seed: int) -> int:
+    """``seed`` if it is in ``0..MAX_SEED``; a ConfigError otherwise."""
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed must be between 0 and 2**63-1 ({MAX_SEED}), got {quoted(seed)}")
+    return seed
+
+
+def check_device_name(device: str) -> str:
+    """``device`` if it is ``cpu``, ``cuda`` or ``cuda:N`` (whether it exists: at build)."""
+    if DEVICE_NAME.fullmatch(device) is None:
+        raise ConfigError(f"unknown device {quoted(device)}: use cpu, cuda or cuda:N")
+    return device
+
+
+def check_path_names(path: str, where: str) -> str:
+    """``path`` if no name in it is over :data:`MAX_NAME_BYTES` bytes; a ConfigError otherwise."""
+    lengths = [len(part.encode("utf-8", "surrogateescape")) for part in path.split("/")]
+    if max(lengths) > MAX_NAME_BYTES:
+        raise ConfigError(
+            f"{where}: a name in {quoted(path)} is over {MAX_NAME_BYTES} bytes long, more than "
+            "file systems allow"
+        )
+    return path
+
+
 def section_classes(raw: Raw) -> dict[str, type[Any]]:
     """The config dataclass of each section, given the names chosen in ``raw``."""
-    method = METHODS.get(raw.get("method", {}).get("name", "er"))
-    backbone = BACKBONES.get(raw.get("backbone", {}).get("name", "mlp"))
+    method = METHODS.get(section_name(raw, "method"))
+    backbone = BACKBONES.get(section_name(raw, "backbone"))
     return {
         "method": method.config_cls,
         "dataset": DatasetConfig,
@@ -166,10 +219,12 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
         choices = typing.get_args(annotation)
         if value in choices:
             return value
-        raise ConfigError(f"{where} must be one of {', '.join(map(str, choices))}, got {value!r}")
+        raise ConfigError(
+            f"{where} must be one of {', '.join(map(str, choices))}, got {quoted(value)}"
+        )
     if origin is tuple:
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where} must be a list, got {value!r}")
+            raise ConfigError(f"{where} must be a list, got {quoted(value)}")
         item_type = typing.get_args(annotation)[0]
         return tuple(coerce(v, item_type, where) for v in value)
     if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
@@ -183,7 +238,7 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
     if annotation is Any:
         return value
     name = getattr(annotation, "__name__", str(annotation))
-    raise ConfigError(f"{where} must be of type {name}, got {value!r}")
+    raise ConfigError(f"{where} must be of type {name}, got {quoted(value)}")
 
 
 def build_section(cls: type[Any], values: Raw, section: str) -> Any:
@@ -209,16 +264,21 @@ def resolve(raw: Raw, preset: str | None = None) -> RunConfig:
     """
     unknown = set(raw) - set(SECTIONS) - set(TOP_LEVEL)
     if unknown:
-        key = sorted(unknown)[0]
-        raise ConfigError(f"unknown config key {key!r}{_suggest(key, [*SECTIONS, *TOP_LEVEL])}")
+        key = str(sorted(unknown, key=str)[0])
+        raise ConfigError(
+            f"unknown config key {quoted(key)}{_suggest(key, [*SECTIONS, *TOP_LEVEL])}"
+        )
     for section in SECTIONS:
         if not isinstance(raw.get(section, {}), dict):
-            raise ConfigError(f"config section {section!r} must be a mapping")
+            raise ConfigError(
+                f"config section {section!r} must be a mapping, got {quoted(raw[section])}"
+            )
+    names = {s: section_name(raw, s) for s in DEFAULT_NAMES}
     classes = section_classes(raw)
     values = {s: {k: v for k, v in raw.get(s, {}).items() if k != "name"} for s in SECTIONS}
-    values["dataset"]["name"] = raw.get("dataset", {}).get("name", "seq-digits")
-    SCENARIOS.get(values["dataset"]["name"])
-    entry = METHODS.get(raw.get("method", {}).get("name", "er"))
+    values["dataset"]["name"] = names["dataset"]
+    SCENARIOS.get(names["dataset"])
+    entry = METHODS.get(names["method"])
     values["method"] = {**entry.defaults, **entry.fixed, **values["method"]}
     typed = {s: build_section(classes[s], values[s], s) for s in SECTIONS}
     entry.check(typed["method"])
@@ -226,14 +286,15 @@ def resolve(raw: Raw, preset: str | None = None) -> RunConfig:
         k: coerce(raw.get(k, default), t, k)
         for k, t, default in (("seed", int, 0), ("device", str, "cpu"))
     }
+    check_path_names(typed["dataset"].root, "dataset.root")
     return RunConfig(
-        method_name=raw.get("method", {}).get("name", "er"),
+        method_name=names["method"],
         method=typed["method"],
         dataset=typed["dataset"],
-        backbone_name=raw.get("backbone", {}).get("name", "mlp"),
+        backbone_name=names["backbone"],
         backbone=typed["backbone"],
         train=typed["train"],
-        seed=top["seed"],
-        device=top["device"],
+        seed=check_seed(top["seed"]),
+        device=check_device_name(top["device"]),
         preset=preset,
     )

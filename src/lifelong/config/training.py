@@ -6,6 +6,13 @@ from dataclasses import dataclass
 
 from lifelong.errors import ConfigError
 
+MAX_EPOCHS = 100_000
+"""The most passes over an experience (papers use at most a few hundred)."""
+MAX_ITERS = 1_000_000_000
+"""The most iterations per experience (papers use at most a few thousand)."""
+MAX_COUNT = 2**31 - 1
+"""The largest batch size, step count or interval: torch indexes tensors with 32-bit counts."""
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -48,3 +55,16 @@ class TrainConfig:
             )
         if self.iters is not None and self.iters <= 0:
             raise ConfigError(f"train.iters must be positive, got {self.iters}")
+        self._check_bounds()
+
+    def _check_bounds(self) -> None:
+        """Refuse counts no run could finish: a run would otherwise start and never end."""
+        bounds = {"epochs": (MAX_EPOCHS, "passes over each experience; papers use a few hundred")}
+        bounds["iters"] = (MAX_ITERS, "iterations per experience; papers use a few thousand")
+        for name in ("batch_size", "eval_batch_size", "log_every", "chunk_batches"):
+            bounds[name] = (MAX_COUNT, "the largest count torch indexes")
+        bounds["checkpoint_every"] = (MAX_COUNT, "the largest count torch indexes")
+        for name, (bound, why) in bounds.items():
+            value = getattr(self, name)
+            if value is not None and value > bound:
+                raise ConfigError(f"train.{name} must be at most {bound} ({why}), got {value}")

@@ -10,8 +10,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from lifelong.checkpoint import atomic_write_text
-from lifelong.errors import RunDirError
-from lifelong.evaluation.metrics import summarize
+from lifelong.errors import RunDirError, UserError, quoted
+from lifelong.evaluation.metrics import Summary, summarize
+
+SUMMARY_FIELDS = tuple(field.name for field in dataclasses.fields(Summary))
+"""The summary metrics of each protocol."""
 
 
 class RunProgress(Protocol):
@@ -79,19 +82,77 @@ def write_results(path: Path, results: dict[str, Any]) -> None:
 
 
 def read_results(run_dir: Path) -> dict[str, Any]:
-    """Read ``RUN_DIR/results.json``.
+    """Read and check ``RUN_DIR/results.json`` (bounded and one-line, as every user file).
 
     Raises:
-        RunDirError: if the file is missing or not valid JSON.
+        RunDirError: if the file is missing, not UTF-8 JSON or not shaped as :func:`results_dict`
+            writes it (see :func:`results_problem`).
     """
+    from lifelong.config.yaml_files import load_json_file
+
     path = run_dir / "results.json"
     if not path.exists():
         raise RunDirError(f"no results.json in {run_dir}: is it a lifelong run directory?")
     try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise RunDirError(f"{path} is not valid JSON ({err})") from err
-    return data
+        data = load_json_file(path, "results file")
+    except UserError as err:
+        raise RunDirError(str(err)) from err
+    problem = results_problem(data)
+    if problem:
+        raise RunDirError(
+            f"{path} is not a lifelong results.json: {problem} (was it written by `lifelong run`?)"
+        )
+    checked: dict[str, Any] = data
+    return checked
+
+
+def _is_number(value: Any, optional: bool = False) -> bool:
+    """Whether ``value`` is an int or float (or None, where a value may be missing)."""
+    return (value is None and optional) or (
+        isinstance(value, int | float) and not isinstance(value, bool)
+    )
+
+
+def results_problem(data: Any) -> str | None:
+    """What in ``data`` the report, the plots and ``compare`` could not read; None if nothing.
+
+    The results need the counts of the title, one accuracy matrix (square, numbers or null) and
+    summary per protocol, and the run's config with its method, dataset and backbone names.
+    """
+    if not isinstance(data, dict):
+        return f"it holds a {type(data).__name__}, not an object"
+    for key in ("experiences_trained", "num_experiences"):
+        if not isinstance(data.get(key), int) or isinstance(data.get(key), bool):
+            return f"{key!r} must be a whole number"
+    seconds = data.get("train_seconds")
+    if not isinstance(seconds, list) or not all(_is_number(v) for v in seconds):
+        return "'train_seconds' must be a list of numbers"
+    protocols = data.get("protocols")
+    if not isinstance(protocols, dict) or not protocols:
+        return "'protocols' must map each protocol to its matrix and summary"
+    for protocol, entry in protocols.items():
+        matrix = entry.get("matrix") if isinstance(entry, dict) else None
+        if not isinstance(matrix, list):
+            matrix = []
+        size = len(matrix)
+        if not size or not all(
+            isinstance(row, list) and len(row) == size and all(_is_number(v, True) for v in row)
+            for row in matrix
+        ):
+            return f"protocol {quoted(protocol)} needs a square 'matrix' of numbers or null"
+        summary = entry.get("summary")
+        if not isinstance(summary, dict) or not all(
+            name in summary and _is_number(summary[name], True) for name in SUMMARY_FIELDS
+        ):
+            return f"protocol {quoted(protocol)} needs a 'summary' of {', '.join(SUMMARY_FIELDS)}"
+    config = data.get("config")
+    if not isinstance(config, dict):
+        return "'config' must hold the run's configuration"
+    for section in ("method", "dataset", "backbone"):
+        values = config.get(section)
+        if not isinstance(values, dict) or not isinstance(values.get("name"), str):
+            return f"'config' must name the run's {section} ({section}.name)"
+    return None
 
 
 def matrix_of(results: dict[str, Any], protocol: str) -> np.ndarray:

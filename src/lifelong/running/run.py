@@ -17,7 +17,9 @@ import yaml
 from lifelong.backbones import BACKBONES
 from lifelong.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from lifelong.config import RunConfig, resolve
+from lifelong.config.schema import check_device_name
 from lifelong.config.training import TrainConfig
+from lifelong.config.yaml_files import load_yaml
 from lifelong.data.catalog import build_stream
 from lifelong.data.stream import Stream
 from lifelong.errors import ConfigError, NonFiniteLossError, RunDirError
@@ -62,13 +64,21 @@ class Built:
 
 
 def resolve_device(name: str) -> torch.device:
-    """Parse ``--device``, failing clearly when the device is not available."""
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ConfigError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from err
+    """Parse ``--device`` (``cpu``, ``cuda`` or ``cuda:N``), failing clearly when it is not here.
+
+    Other torch devices (``meta``, ``mps``, ...) are refused: the loop, the buffers and the data
+    transforms are written for the CPU and CUDA.
+    """
+    check_device_name(name)
+    device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} is not available on this machine: use --device cpu")
+    count = torch.cuda.device_count() if device.type == "cuda" else 0
+    if device.index is not None and device.index >= count:
+        raise ConfigError(
+            f"device {name!r} is not available on this machine: it has {count} GPU(s), "
+            f"cuda:0 to cuda:{count - 1}"
+        )
     return device
 
 
@@ -270,11 +280,8 @@ def restore(built: Built, path: Path) -> FitState:
 
 
 def load_run_config(run_dir: Path) -> RunConfig:
-    """Read and validate ``RUN_DIR/config.yaml``."""
+    """Read and validate ``RUN_DIR/config.yaml`` (bounded and one-line, as every user file)."""
     path = run_dir / "config.yaml"
     if not path.exists():
         raise RunDirError(f"no config.yaml in {run_dir}: is it a lifelong run directory?")
-    raw = yaml.safe_load(path.read_text())
-    if not isinstance(raw, dict):
-        raise RunDirError(f"{path} is not a mapping")
-    return resolve(raw)
+    return resolve(load_yaml(path, "the run's config"))

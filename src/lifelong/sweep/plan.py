@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import itertools
-import json
 import logging
 import re
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from typing import Any
 import yaml
 
 from lifelong.config import SECTIONS, TOP_LEVEL, flatten, layered_config, set_key
+from lifelong.config.yaml_files import load_json_file, load_yaml_file
 from lifelong.errors import ConfigError, RunDirError, UserError
 from lifelong.reporting.compare import IGNORED
 from lifelong.sweep.cssl_json import cssl_json_sweep, is_cssl_json
@@ -78,18 +78,8 @@ def _fail(path: Path, where: str, message: str) -> ConfigError:
 
 
 def _load(path: Path) -> Raw:
-    try:
-        text = path.read_text()
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except OSError as err:
-        raise ConfigError(f"cannot read sweep file {path} ({err.strerror})") from err
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"sweep file {path} is not valid JSON at line {err.lineno}") from err
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or "syntax error"
-        raise ConfigError(f"sweep file {path} is not valid YAML{line}: {problem}") from err
+    read = load_json_file if path.suffix == ".json" else load_yaml_file
+    data = read(path, "sweep file")  # bounded, one-line errors (lifelong.config.yaml_files)
     if not isinstance(data, dict):
         raise ConfigError(f"sweep file {path} must hold a mapping with `common`, `experiments`, …")
     if is_cssl_json(data):
@@ -304,9 +294,9 @@ def completed_results(run_dir: Path) -> Raw | None:
     processes in one folder), is not finished.
     """
     try:
-        results = json.loads((run_dir / "results.json").read_text())
-        config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError):
+        results = load_json_file(run_dir / "results.json", "results file")
+        config = load_yaml_file(run_dir / "config.yaml", "the run's config")
+    except ConfigError:
         return None
     if not isinstance(results, dict) or not isinstance(config, dict):
         return None

@@ -1,0 +1,238 @@
+"""Every way to get input wrong ends in ONE line ``lifelong: error: ...``, exit 2, nothing lost.
+
+One table of hostile inputs, one row per way: YAML alias bombs and oversized files, type-confused
+names, unreadable and malformed files, out-of-range values, and the multi-line messages of PyYAML
+and ``torch.load``. Each row writes its files into ``tmp_path`` (``{tmp}`` in its command line),
+may copy a finished run there to tamper with (``{copy}``), and runs ``lifelong`` in-process. A
+finished run made once per module (``{run}``) must be byte-identical after every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import pytest
+import torch
+
+from lifelong.cli import main
+
+FAST = ("--no-progress", "--no-tensorboard")
+ROW_SECONDS = 60
+"""A row that takes longer than this hangs (the alias bomb used to never return)."""
+
+BOMB = "\n".join(
+    [
+        'seed: [&a ["x","x","x","x","x","x","x","x","x"],',
+        *(
+            f"  &{b} [{','.join(['*' + a] * 9)}],"
+            for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+        ),
+        "]",
+    ]
+)
+"""About 330 bytes that expand to 9**9 strings ("billion laughs")."""
+BOMB_VALUE = BOMB.split(": ", 1)[1].replace("\n", " ")
+"""The bomb as one ``--set`` value."""
+
+NOT_UTF8 = b"method:\n  name: \xff\xfe er\n"
+BAD_YAML = "method:\n  name: er\n   lr: [0.1\n"
+RESULTS_WITHOUT_SUMMARY = json.dumps(
+    {
+        "completed": True,
+        "experiences_trained": 1,
+        "num_experiences": 1,
+        "train_seconds": [0.1],
+        "protocols": {"class-il": {"matrix": [[50.0]], "initial": [None]}},
+        "config": {"method": {"name": "er"}, "dataset": {"name": "seq-digits"}},
+    }
+)
+"""A results file of one experience whose protocol lacks its summary."""
+
+
+def poisoned_checkpoint() -> bytes:
+    """A checkpoint holding a Python object that ``weights_only=True`` refuses."""
+    buffer = io.BytesIO()
+    torch.save({"method": argparse.Namespace(evil=True)}, buffer)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Row:
+    """One hostile input: the files written first, the command line and a needle of the line."""
+
+    argv: tuple[str, ...]
+    needle: str
+    files: dict[str, str | bytes | Callable[[], bytes]] = field(default_factory=dict)
+    copy_run: bool = False
+
+
+def run(*argv: str) -> tuple[str, ...]:
+    """A ``lifelong run`` command line of a tiny run (placeholders are filled per row)."""
+    tiny = ("--dataset", "seq-digits", "--iters", "1", *FAST)
+    return ("run", *tiny, "--run-dir", "{tmp}/new", *argv)
+
+
+ROWS: dict[str, Row] = {
+    # 7. alias bombs and oversized files: bounded parsing and bounded quoting
+    "bomb-config": Row(run("--config", "{tmp}/bomb.yaml"), "alias", {"bomb.yaml": BOMB}),
+    "bomb-sweep": Row(("sweep", "{tmp}/bomb.yaml", "--dry-run"), "alias", {"bomb.yaml": BOMB}),
+    "bomb-resume": Row(
+        ("run", "--resume", "{copy}"), "alias", {"copy/config.yaml": BOMB}, copy_run=True
+    ),
+    "huge-config": Row(
+        run("--config", "{tmp}/huge.yaml"),
+        "larger than",
+        {"huge.yaml": "# padding\n" * 200_000 + "seed: 1\n"},
+    ),
+    "bomb-set-value": Row(run("--set", "seed=" + BOMB_VALUE), "seed"),
+    # 8. type-confused names and unreadable or malformed files
+    "name-list": Row(run("--set", "method.name=[er]"), "method.name"),
+    "name-number": Row(run("--set", "dataset.name=5"), "dataset.name"),
+    "section-number": Row(run("--config", "{tmp}/c.yaml"), "method", {"c.yaml": "method: 5\n"}),
+    "name-number-file": Row(
+        run("--config", "{tmp}/c.yaml"), "backbone.name", {"c.yaml": "backbone:\n  name: 7\n"}
+    ),
+    "mixed-keys": Row(run("--config", "{tmp}/c.yaml"), "unknown", {"c.yaml": "1: 2\nzz: 3\n"}),
+    "sweep-section-number": Row(
+        ("sweep", "{tmp}/s.yaml", "--dry-run"),
+        "method",
+        {"s.yaml": "common:\n  method: 5\nexperiments:\n  a: {}\nout: {tmp}/out\n"},
+    ),
+    "config-is-folder": Row(run("--config", "{tmp}"), "folder"),
+    "config-not-utf8": Row(run("--config", "{tmp}/c.yaml"), "UTF-8", {"c.yaml": NOT_UTF8}),
+    "sweep-not-utf8": Row(("sweep", "{tmp}/s.yaml", "--dry-run"), "UTF-8", {"s.yaml": NOT_UTF8}),
+    "report-not-utf8": Row(("report", "{tmp}/r"), "UTF-8", {"r/results.json": b'{"\xff": 1}'}),
+    "report-empty-object": Row(("report", "{tmp}/r"), "results.json", {"r/results.json": "{}"}),
+    "report-list": Row(("report", "{tmp}/r"), "results.json", {"r/results.json": "[]"}),
+    "report-missing-keys": Row(
+        ("report", "{tmp}/r"), "summary", {"r/results.json": RESULTS_WITHOUT_SUMMARY}
+    ),
+    "compare-no-config": Row(
+        ("compare", "{tmp}/r", "--out", "{tmp}/cmp"),
+        "results.json",
+        {"r/results.json": '{"completed": true}'},
+    ),
+    "compare-list": Row(
+        ("compare", "{tmp}/r", "--out", "{tmp}/cmp"), "results.json", {"r/results.json": "[1, 2]"}
+    ),
+    "resume-bad-yaml": Row(
+        ("run", "--resume", "{copy}"), "line", {"copy/config.yaml": BAD_YAML}, copy_run=True
+    ),
+    "resume-python-tag": Row(
+        ("run", "--resume", "{copy}"),
+        "python/object",
+        {"copy/config.yaml": "seed: !!python/object/apply:os.system ['true']\n"},
+        copy_run=True,
+    ),
+    "resume-not-utf8": Row(
+        ("run", "--resume", "{copy}"), "UTF-8", {"copy/config.yaml": NOT_UTF8}, copy_run=True
+    ),
+    # 9. out-of-range values
+    "huge-buffer": Row(run("--buffer-size", str(10**12)), "buffer"),
+    "huge-epochs": Row(
+        ("run", "--dataset", "seq-digits", "--epochs", str(10**15), *FAST, "--run-dir", "{tmp}/n"),
+        "train.epochs",
+    ),
+    "huge-seed": Row(run("--seed", str(10**30)), "seed"),
+    "negative-seed": Row(run("--seed", "-1"), "seed"),
+    "long-data-root": Row(run("--data-root", "{tmp}/" + "d" * 300), "dataset.root"),
+    "long-config-name": Row(run("--config", "{tmp}/" + "c" * 300 + ".yaml"), "too long"),
+    "device-meta": Row(run("--device", "meta"), "device"),
+    "device-mps": Row(run("--device", "mps"), "device"),
+    "device-missing-gpu": Row(run("--device", "cuda:99"), "device"),
+    # 10. multi-line messages of PyYAML and torch.load
+    "config-bad-yaml": Row(run("--config", "{tmp}/c.yaml"), "line 3", {"c.yaml": BAD_YAML}),
+    "sweep-bad-yaml": Row(("sweep", "{tmp}/s.yaml", "--dry-run"), "line 3", {"s.yaml": BAD_YAML}),
+    "config-python-tag": Row(
+        run("--config", "{tmp}/c.yaml"),
+        "python/object",
+        {"c.yaml": "seed: !!python/object/apply:os.system ['true']\n"},
+    ),
+    "resume-poisoned-checkpoint": Row(
+        ("run", "--resume", "{copy}"),
+        "argparse.Namespace",
+        {"copy/checkpoint.pt": poisoned_checkpoint},
+        copy_run=True,
+    ),
+}
+
+
+def digest(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``folder``, by relative path."""
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A tiny finished run and the hashes of its files."""
+    run_dir = tmp_path_factory.mktemp("earlier") / "run"
+    argv = ["run", "--dataset", "seq-digits", "--iters", "1", *FAST, "--run-dir", str(run_dir)]
+    assert main(argv) == 0
+    return run_dir, digest(run_dir)
+
+
+@pytest.fixture
+def time_limit() -> Iterator[None]:
+    """Fail a row that runs longer than :data:`ROW_SECONDS` instead of hanging the suite."""
+
+    def expire(signum: int, frame: FrameType | None) -> None:
+        raise TimeoutError(f"a hostile input ran longer than {ROW_SECONDS} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(ROW_SECONDS)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("name", list(ROWS))
+def test_hostile_input_is_one_line_and_loses_nothing(
+    name: str,
+    tmp_path: Path,
+    finished_run: tuple[Path, dict[str, str]],
+    cli: Callable[..., object],
+    one_line_error: Callable[..., str],
+    time_limit: None,
+) -> None:
+    row = ROWS[name]
+    run_dir, before = finished_run
+    if row.copy_run:
+        shutil.copytree(run_dir, tmp_path / "copy")
+    for relative, content in row.files.items():
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = content() if callable(content) else content
+        if isinstance(data, str):
+            path.write_text(data.replace("{tmp}", str(tmp_path)))
+        else:
+            path.write_bytes(data)
+    places = {"{tmp}": str(tmp_path), "{copy}": str(tmp_path / "copy"), "{run}": str(run_dir)}
+    argv = []
+    for arg in row.argv:
+        for mark, value in places.items():
+            arg = arg.replace(mark, value)
+        argv.append(arg)
+    start = time.perf_counter()
+    result = cli(*argv)
+    seconds = time.perf_counter() - start
+    message = one_line_error(result, row.needle)
+    assert len(message) < 1000, message
+    if name.startswith("bomb"):
+        assert seconds < 1.0, f"{name} took {seconds:.1f} s"
+    assert digest(run_dir) == before
