@@ -20,4 +20,5 @@ def function_distance(probs: torch.Tensor, stored: torch.Tensor) -> torch.Tensor
     Returns:
         Scalar loss.
     """
-    return torch.linalg.vector_norm(probs - stored, dim=1).mean()
+    distances: torch.Tensor = torch.linalg.vector_norm(probs - stored, dim=1)
+    return distances.mean()
