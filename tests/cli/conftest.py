@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_assertions import expect_one_line_error
 
 from lifelong.cli import main
 from lifelong.methods.base import METHODS, Method
@@ -37,19 +38,6 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return CliResult(code, out, err)
 
     return run
-
-
-def expect_one_line_error(result: CliResult, *needles: str) -> str:
-    """Exit 2, exactly one stderr line starting ``lifelong: error:``, no traceback; return it."""
-    assert result.code == 2, (result.code, result.err)
-    assert "Traceback" not in result.err
-    lines = result.err.splitlines()
-    assert len(lines) == 1, f"expected one stderr line, got {len(lines)}:\n{result.err}"
-    message = lines[0]
-    assert message.startswith("lifelong: error: "), message
-    for needle in needles:
-        assert needle in message, f"{needle!r} not in {message!r}"
-    return message
 
 
 @pytest.fixture

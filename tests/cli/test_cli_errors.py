@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from cli_assertions import expect_one_line_error as assert_one_line_error
 
 from lifelong.checkpoint import load_checkpoint
 from lifelong.methods.base import MethodConfig
@@ -22,19 +23,6 @@ from lifelong.methods.finetune import Finetune
 from lifelong.types import Batch, StepOutput
 
 FAST = ("--no-progress", "--no-tensorboard")
-
-
-def assert_one_line_error(result: Any, *needles: str) -> str:
-    """Exit 2, exactly one stderr line starting ``lifelong: error:``, no traceback; return it."""
-    assert result.code == 2, (result.code, result.err)
-    assert "Traceback" not in result.err
-    lines = result.err.splitlines()
-    assert len(lines) == 1, f"expected one stderr line, got {len(lines)}:\n{result.err}"
-    message = lines[0]
-    assert message.startswith("lifelong: error: "), message
-    for needle in needles:
-        assert needle in message, f"{needle!r} not in {message!r}"
-    return message
 
 
 # ---------------------------------------------------------------- unknown names

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cli_assertions import expect_one_line_error as assert_one_line_error
 from test_cli_cifar import write_cifar100
-from test_cli_errors import assert_one_line_error
 
 BASELINE = (
     "--experiment=CIFAR100 --scenario=class --replay=generative --brain-inspired --si --c=1e8 "
