@@ -169,7 +169,7 @@ def test_observe_minimises_ce_plus_half_lambda_penalty() -> None:
     shift_parameters(method, 0.05)
     x, y = TRANSFORM.normalize(first.train.x[:4]), first.train.y[:4]
     params = [p for _, p in method.tracked]
-    expected_penalty = float(ewc_penalty(params, method.importances, method.anchors))
+    expected_penalty = float(ewc_penalty(params, method.importances, method.anchors).detach())
     ce = float(F.cross_entropy(method.net(x), y))
     before = [p.detach().clone() for p in params]
     out = method.observe(Batch(x, y, x, 0))
