@@ -170,7 +170,7 @@ def test_observe_minimises_ce_plus_half_lambda_penalty() -> None:
     x, y = TRANSFORM.normalize(first.train.x[:4]), first.train.y[:4]
     params = [p for _, p in method.tracked]
     expected_penalty = float(ewc_penalty(params, method.importances, method.anchors).detach())
-    ce = float(F.cross_entropy(method.net(x), y))
+    ce = float(F.cross_entropy(method.net(x), y).detach())
     before = [p.detach().clone() for p in params]
     out = method.observe(Batch(x, y, x, 0))
     assert float(out.terms["ewc"]) == pytest.approx(expected_penalty, rel=1e-6)
