@@ -103,10 +103,10 @@ ROWS: dict[str, Row] = {
         run("--config", "{tmp}/c.yaml"), "backbone.name", {"c.yaml": "backbone:\n  name: 7\n"}
     ),
     "mixed-keys": Row(run("--config", "{tmp}/c.yaml"), "unknown", {"c.yaml": "1: 2\nzz: 3\n"}),
-    "sweep-section-number": Row(
+    "sweep-name-list": Row(
         ("sweep", "{tmp}/s.yaml", "--dry-run"),
         "method",
-        {"s.yaml": "common:\n  method: 5\nexperiments:\n  a: {}\nout: {tmp}/out\n"},
+        {"s.yaml": "common:\n  method: {name: [er]}\nexperiments:\n  a: {}\nout: {tmp}/out\n"},
     ),
     "config-is-folder": Row(run("--config", "{tmp}"), "folder"),
     "config-not-utf8": Row(run("--config", "{tmp}/c.yaml"), "UTF-8", {"c.yaml": NOT_UTF8}),
