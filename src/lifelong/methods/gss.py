@@ -13,9 +13,6 @@ from lifelong.errors import ConfigError
 from lifelong.methods.base import Method, MethodContext, RehearsalConfig, register
 from lifelong.types import Batch, StepOutput
 
-GRADIENT_CHUNK = 32
-"""Examples whose per-example gradients are computed at once (bounds the memory of vmap)."""
-
 
 @dataclass(frozen=True)
 class GSSConfig(RehearsalConfig):
@@ -49,9 +46,9 @@ class GSS(Method):
 
     Differences from the DER code (``utils/gss_buffer.py``): each offered example is scored by
     its own gradient, as in the paper's algorithm, where the DER code scores the whole batch by
-    the gradient of its mean loss; per-example gradients are computed by ``torch.func.vmap`` in
-    chunks (the DER code runs one backward pass per buffer example and caches it within a
-    step); the replayed samples of the ``batch_num`` steps are drawn independently (the DER code
+    the gradient of its mean loss; per-example gradients are computed at once by
+    ``torch.func.vmap`` (the DER code runs one backward pass per buffer example and caches it
+    within a step); the replayed samples of the ``batch_num`` steps are drawn independently (the DER code
     walks a random permutation of the buffer). Both compute gradients with the network in eval
     mode.
     """
@@ -116,8 +113,6 @@ class GSS(Method):
 
         was_training = self.net.training
         self.net.eval()
-        grads = vmap(grad(example_loss), in_dims=(None, 0, 0), chunk_size=GRADIENT_CHUNK)(
-            params, x, y
-        )
+        grads = vmap(grad(example_loss), in_dims=(None, 0, 0))(params, x, y)
         self.net.train(was_training)
         return torch.cat([g.reshape(len(y), -1) for g in grads.values()], dim=1)
