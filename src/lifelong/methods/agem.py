@@ -18,8 +18,7 @@ class AGEMConfig(RehearsalConfig):
     """Settings of A-GEM (``minibatch_size``: memory examples of the reference gradient)."""
 
     num_experiences: int = 0
-    """Experiences the memory is split over (the DER code: the stream length); 0: unknown,
-    each new experience shrinks the older memories to buffer_size // experiences seen."""
+    """Experiences the memory is split over (DER code: the stream length); 0: unknown, shrink."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -23,8 +23,7 @@ class GEMConfig(MethodConfig):
     gamma: float = 0.5
     """Margin: lower bound of the dual variables v of the projection QP (the paper's gamma)."""
     num_experiences: int = 0
-    """Experiences the memory is split over (the DER code: the stream length); 0: unknown,
-    each new experience shrinks the older memories to buffer_size // experiences seen."""
+    """Experiences the memory is split over (DER code: the stream length); 0: unknown, shrink."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -48,9 +48,9 @@ class GSS(Method):
     its own gradient, as in the paper's algorithm, where the DER code scores the whole batch by
     the gradient of its mean loss; per-example gradients are computed at once by
     ``torch.func.vmap`` (the DER code runs one backward pass per buffer example and caches it
-    within a step); the replayed samples of the ``batch_num`` steps are drawn independently (the DER code
-    walks a random permutation of the buffer). Both compute gradients with the network in eval
-    mode.
+    within a step); the replayed samples of the ``batch_num`` steps are drawn independently
+    (the DER code walks a random permutation of the buffer). Both compute gradients with the
+    network in eval mode.
     """
 
     name = "gss"
