@@ -10,10 +10,9 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-import yaml
-
 from lifelong.cli.parser import FLAGS
 from lifelong.config import Layered, RunConfig, layered_config
+from lifelong.config.yaml_files import parse_yaml
 from lifelong.errors import ConfigError
 
 
@@ -44,11 +43,12 @@ def _field_value(name: str, texts: list[str]) -> Any:
 
 
 def parse_value(where: str, text: str) -> Any:
-    """A flag's value text as a YAML scalar or list (``""`` stays an empty string)."""
-    try:
-        return yaml.safe_load(text) if text else ""
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{where}: cannot parse value {text!r}") from err
+    """A flag's value text as a YAML scalar or list (``""`` stays an empty string).
+
+    Parsed with the same bounded loader as config files, so an alias bomb in ``--set`` is one
+    line, not a hang.
+    """
+    return parse_yaml(text, f"the value of {where}") if text else ""
 
 
 def parse_set(items: list[str]) -> list[tuple[str, Any]]:
