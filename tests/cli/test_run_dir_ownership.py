@@ -178,6 +178,8 @@ def test_ctrl_c_stops_with_one_line_saying_how_to_resume(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a shell's background job ignores SIGINT, and the child would inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + TIMEOUT
     while _results(run_dir) is None and time.monotonic() < deadline:

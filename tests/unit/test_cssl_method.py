@@ -97,7 +97,7 @@ def serialised(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_registered_with_the_reference_defaults() -> None:
-    assert METHODS.get("cssl") is CSSL
+    assert METHODS.get("cssl").method_class is CSSL
     cfg = CSSLConfig()
     expected = {
         "ssl_model": "simsiam",

@@ -170,7 +170,7 @@ def _method(stream: Stream, c: float) -> SI:
     ctx = MethodContext(
         net, stream.num_classes, stream.image_shape, stream.transform, CPU, generator
     )
-    method = METHODS.get("si")(SIConfig(lr=0.01, c=c, optimizer="adam"), ctx)
+    method = METHODS.get("si").method_class(SIConfig(lr=0.01, c=c, optimizer="adam"), ctx)
     assert isinstance(method, SI)
     return method
 
