@@ -46,7 +46,8 @@ def test_labels_outside_the_classes_are_refused(
     labels = np.frombuffer(gzip.decompress(labels_path.read_bytes())[8:], dtype=np.uint8).copy()
     labels[3] = 200
     idx_writer(labels_path, labels)
-    one_line_error(_run(cli, tmp_path, root), str(labels_path), "label 200", "0..9")
+    message = one_line_error(_run(cli, tmp_path, root), str(labels_path), "label 200")
+    assert "outside 0..9" in message
 
 
 def test_label_file_with_image_dimensions_is_refused(
@@ -55,7 +56,8 @@ def test_label_file_with_image_dimensions_is_refused(
     root = mnist_factory(tmp_path / "data")
     labels_path = root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz"
     idx_writer(labels_path, np.zeros((4, 28, 28), dtype=np.uint8))
-    one_line_error(_run(cli, tmp_path, root), str(labels_path), "not (N,) labels")
+    message = one_line_error(_run(cli, tmp_path, root), str(labels_path))
+    assert "not (N,) labels" in message
 
 
 @pytest.mark.parametrize("bad", [-1, 3])

@@ -123,7 +123,7 @@ class FDR(Method):
     def outputs(self, x: torch.Tensor) -> torch.Tensor:
         """Softmax outputs of the network in evaluation mode on normalised inputs ``x``."""
         was_training = self.net.training
-        self.net.eval()
+        self.net.train(False)
         parts = [
             F.softmax(self.net(x[start : start + OUTPUT_BATCH]), dim=1)
             for start in range(0, len(x), OUTPUT_BATCH)

@@ -112,7 +112,7 @@ class GSS(Method):
             return F.cross_entropy(logits, yi.unsqueeze(0))
 
         was_training = self.net.training
-        self.net.eval()
+        self.net.train(False)
         grads = vmap(grad(example_loss), in_dims=(None, 0, 0))(params, x, y)
         self.net.train(was_training)
         return torch.cat([g.reshape(len(y), -1) for g in grads.values()], dim=1)

@@ -66,13 +66,13 @@ class ICaRL(Method):
         self.register_buffer("seen_classes", torch.zeros(k, dtype=torch.bool, device=device))
         self.register_buffer("old_classes", torch.zeros(k, dtype=torch.bool, device=device))
         self.register_buffer("has_old_net", torch.zeros((), dtype=torch.bool, device=device))
-        self.old_net = copy.deepcopy(self.net).requires_grad_(False).eval()
+        self.old_net = copy.deepcopy(self.net).requires_grad_(False).train(False)
         self.class_means: torch.Tensor | None = None
 
     def train(self, mode: bool = True) -> ICaRL:
         """Set training mode; the previous network always stays in evaluation mode."""
         super().train(mode)
-        self.old_net.eval()
+        self.old_net.train(False)
         return self
 
     def before_experience(self, experience: Experience) -> None:
@@ -135,7 +135,7 @@ class ICaRL(Method):
     def normalised_features(self, stored: torch.Tensor) -> torch.Tensor:
         """L2-normalised features of stored (clean) inputs, network in evaluation mode."""
         was_training = self.net.training
-        self.net.eval()
+        self.net.train(False)
         parts = []
         for start in range(0, len(stored), FEATURE_BATCH):
             chunk = stored[start : start + FEATURE_BATCH]

@@ -48,7 +48,7 @@ def frozen_copy(net: nn.Module) -> nn.Module:
     """A copy of ``net`` that never trains: no gradients, eval mode."""
     previous = copy.deepcopy(net)
     previous.requires_grad_(False)
-    return previous.eval()
+    return previous.train(False)
 
 
 def seen_logits(logits: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
@@ -107,7 +107,7 @@ class LwF(Method):
         loss, terms = ce, {"ce": ce.detach()}
         if self.old_classes.any():
             with torch.no_grad():
-                teacher = self.previous.eval()(batch.x)
+                teacher = self.previous.train(False)(batch.x)
             old = self.old_classes
             kd = soft_target_distillation(logits[:, old], teacher[:, old], self.cfg.temperature)
             loss = loss + self.cfg.alpha * kd
@@ -135,7 +135,7 @@ class LwF(Method):
         position[new.cpu()] = torch.arange(len(new))
         data = experience.train.select(position[experience.train.y] >= 0)
         was_training = self.net.training
-        self.net.eval()
+        self.net.train(False)
         for _ in range(self.cfg.warmup_epochs):
             order = torch.randperm(len(data), generator=self.ctx.generator)
             for index in order.split(self.cfg.warmup_batch_size):

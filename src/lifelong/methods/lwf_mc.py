@@ -56,7 +56,7 @@ class LwFMC(Method):
         self.seen[batch.y] = True
         with torch.no_grad():  # before the second experience no target comes from it
             teacher = (
-                self.previous.eval()(batch.x)
+                self.previous.train(False)(batch.x)
                 if self.old_classes.any()
                 else batch.x.new_zeros(len(batch), self.ctx.num_classes)
             )

@@ -59,7 +59,7 @@ def empirical_fisher_diagonal(
     sums = [torch.zeros_like(p) for _, p in parameters]
     count = 0
     was_training = net.training
-    net.eval()
+    net.train(False)
     try:
         for x, y in chunks:
             grads, log_p = per_example(fixed, x, y)
