@@ -19,7 +19,8 @@ from lifelong.data.stream import Experience, Stream
 from lifelong.data.tensors import ImageSet
 from lifelong.data.transforms import ImageTransform
 from lifelong.evaluation.evaluator import Evaluator
-from lifelong.methods.base import METHODS, Method, MethodContext, RehearsalConfig
+from lifelong.methods.base import METHODS, Method, MethodContext
+from lifelong.methods.rehearsal import RehearsalConfig
 from lifelong.reporting.run_logger import RunLogger
 from lifelong.running.seed import restore_rng_state, rng_state, seed_everything
 from lifelong.running.train import batches, fit, training_inputs

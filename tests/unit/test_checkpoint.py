@@ -21,8 +21,9 @@ from lifelong.checkpoint import (
 )
 from lifelong.data.transforms import ImageTransform
 from lifelong.errors import RunDirError
-from lifelong.methods.base import MethodContext, RehearsalConfig
+from lifelong.methods.base import MethodContext
 from lifelong.methods.er import ER
+from lifelong.methods.rehearsal import RehearsalConfig
 from lifelong.running.seed import rng_state, seed_everything
 from lifelong.running.train import FitState, training_inputs
 from lifelong.types import Batch

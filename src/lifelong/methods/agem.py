@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import torch.nn.functional as F  # noqa: N812
 
 from lifelong.errors import ConfigError
-from lifelong.methods.base import Method, MethodContext, RehearsalConfig, register
+from lifelong.methods.base import Method, MethodContext, register
 from lifelong.methods.gem import episodic_memories
+from lifelong.methods.rehearsal import RehearsalConfig
 from lifelong.nn.gradient_projection import flat_grad, project_agem, set_flat_grad, trainable
 from lifelong.types import Batch, StepOutput
 

@@ -10,7 +10,8 @@ import torch.nn.functional as F  # noqa: N812
 from lifelong.data.stream import Experience
 from lifelong.errors import ConfigError
 from lifelong.losses.function_distance import function_distance
-from lifelong.methods.base import Method, MethodContext, RehearsalConfig, register
+from lifelong.methods.base import Method, MethodContext, register
+from lifelong.methods.rehearsal import RehearsalConfig
 from lifelong.types import Batch, StepOutput
 
 OUTPUT_BATCH = 512

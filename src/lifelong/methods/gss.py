@@ -10,7 +10,8 @@ from torch.func import functional_call, grad, vmap
 
 from lifelong.buffers.gss import EMPTY_BUFFER_SCORE, GSSBuffer, gss_scores
 from lifelong.errors import ConfigError
-from lifelong.methods.base import Method, MethodContext, RehearsalConfig, register
+from lifelong.methods.base import Method, MethodContext, register
+from lifelong.methods.rehearsal import RehearsalConfig
 from lifelong.types import Batch, StepOutput
 
 

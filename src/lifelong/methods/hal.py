@@ -13,13 +13,8 @@ from torch.func import functional_call
 
 from lifelong.data.stream import Experience
 from lifelong.errors import ConfigError
-from lifelong.methods.base import (
-    Method,
-    MethodContext,
-    RehearsalConfig,
-    register,
-    rehearsal_buffer,
-)
+from lifelong.methods.base import Method, MethodContext, register
+from lifelong.methods.rehearsal import RehearsalConfig, rehearsal_buffer
 from lifelong.types import Batch, StepOutput
 
 

@@ -11,7 +11,8 @@ import torch.nn.functional as F  # noqa: N812
 from lifelong.buffers.herding import herding_order
 from lifelong.data.stream import Experience
 from lifelong.losses.icarl import icarl_loss, nearest_mean_scores
-from lifelong.methods.base import Method, MethodContext, RehearsalConfig, register
+from lifelong.methods.base import Method, MethodContext, register
+from lifelong.methods.rehearsal import RehearsalConfig
 from lifelong.types import Batch, StepOutput
 
 FEATURE_BATCH = 512

@@ -10,13 +10,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from lifelong.errors import ConfigError
-from lifelong.methods.base import (
-    Method,
-    MethodContext,
-    RehearsalConfig,
-    register,
-    rehearsal_buffer,
-)
+from lifelong.methods.base import Method, MethodContext, register
+from lifelong.methods.rehearsal import RehearsalConfig, rehearsal_buffer
 from lifelong.types import Batch, StepOutput
 
 Example = TypeVar("Example")

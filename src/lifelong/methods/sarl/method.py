@@ -15,8 +15,9 @@ import torch.nn.functional as F  # noqa: N812
 
 from lifelong.data.stream import Experience
 from lifelong.losses.prototypes import cosine_groups, prototype_regularisation, semantic_contrast
-from lifelong.methods.base import MethodContext, register, register_variant, rehearsal_buffer
+from lifelong.methods.base import MethodContext, register, register_variant
 from lifelong.methods.der import DER, logit_replay_loss
+from lifelong.methods.rehearsal import rehearsal_buffer
 from lifelong.methods.sarl.config import SARLConfig
 from lifelong.nn.semantic_similarity import (
     SemanticSimilarity,
