@@ -2,5 +2,6 @@
 
 from lifelong.methods.sarl.config import SARLConfig
 from lifelong.methods.sarl.method import SARL
+from lifelong.methods.sarl.variants import GELU_BACKBONES
 
-__all__ = ["SARL", "SARLConfig"]
+__all__ = ["GELU_BACKBONES", "SARL", "SARLConfig"]

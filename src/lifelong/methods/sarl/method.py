@@ -15,7 +15,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from lifelong.data.stream import Experience
 from lifelong.losses.prototypes import cosine_groups, prototype_regularisation, semantic_contrast
-from lifelong.methods.base import MethodContext, register, register_variant
+from lifelong.methods.base import MethodContext, register
 from lifelong.methods.der import DER, logit_replay_loss
 from lifelong.methods.rehearsal import rehearsal_buffer
 from lifelong.methods.sarl.config import SARLConfig
@@ -349,35 +349,3 @@ class SARL(DER):
         self.anchors = [int(c) for c in state.get("anchors", [])]
         if self.cfg.similarity == "learned":
             self.similarity_optimizer.load_state_dict(state["similarity_optimizer"])
-
-
-GELU_BACKBONES = {"mlp": "gelu_mlp", "resnet18": "gelu_resnet18"}
-"""Dense GELU forms of the scenario backbones (tanh-approximated GELU, ReLU stem, no k-WTA)."""
-
-register_variant(
-    "sarl_enhanced",
-    of="sarl",
-    summary="a learned semantic similarity (SARL_Optim sarl_enhanced, spec §2.1)",
-    defaults={"similarity": "learned"},
-)
-register_variant(
-    "sarl_enhanced_gelu",
-    of="sarl",
-    summary="a learned similarity on dense GELU backbones (SARL_Optim, spec §2.2)",
-    defaults={"similarity": "learned"},
-    backbone_variants=GELU_BACKBONES,
-)
-register_variant(
-    "sarl_enhanced_gelu_balanced",
-    of="sarl",
-    summary="a learned similarity, GELU backbones, importance replay (adasarl, spec §2.3)",
-    defaults={"similarity": "learned", "use_balanced_sampling": True},
-    backbone_variants=GELU_BACKBONES,
-)
-register_variant(
-    "sarl_online",
-    of="sarl",
-    summary="warm-up in steps, running prototypes, constant rate (SARL-online, spec §1.8)",
-    defaults={"online": True, "warmup_epochs": 0, "lr_steps": ()},
-    supported_settings=frozenset({"class-il", "gcil", "general"}),
-)
