@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F  # noqa: N812
 
 from lifelong.methods.base import Method, MethodContext, register
-from lifelong.methods.rehearsal import RehearsalConfig, rehearsal_buffer
+from lifelong.methods.rehearsal import RehearsalConfig, rehearsal_buffer, with_replay
 from lifelong.types import Batch, StepOutput
 
 
@@ -29,11 +28,7 @@ class ER(Method):
 
     def observe(self, batch: Batch) -> StepOutput:
         """Minimise CE(f([x; x_buf]), [y; y_buf]), then offer the batch to the buffer."""
-        x, y = batch.x, batch.y
-        if len(self.buffer) > 0:
-            replay = self.buffer.sample(self.cfg.minibatch_size, ("x", "y"))
-            x = torch.cat([x, self.augment(replay["x"])])
-            y = torch.cat([y, replay["y"]])
+        x, y = with_replay(batch, self.buffer, self.cfg.minibatch_size, self.augment)
         self.optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(self.net(x), y)
         loss.backward()

@@ -11,7 +11,7 @@ from torch.func import functional_call, grad, vmap
 from lifelong.buffers.gss import EMPTY_BUFFER_SCORE, GSSBuffer, gss_scores
 from lifelong.errors import ConfigError
 from lifelong.methods.base import Method, MethodContext, register
-from lifelong.methods.rehearsal import RehearsalConfig
+from lifelong.methods.rehearsal import RehearsalConfig, with_replay
 from lifelong.types import Batch, StepOutput
 
 
@@ -73,11 +73,7 @@ class GSS(Method):
         """``batch_num`` replay steps, then offer the batch scored by gradient diversity."""
         loss = torch.zeros(())
         for _ in range(self.cfg.batch_num):
-            x, y = batch.x, batch.y
-            if len(self.buffer) > 0:
-                replay = self.buffer.sample(self.cfg.minibatch_size, ("x", "y"))
-                x = torch.cat([x, self.augment(replay["x"])])
-                y = torch.cat([y, replay["y"]])
+            x, y = with_replay(batch, self.buffer, self.cfg.minibatch_size, self.augment)
             self.optimizer.zero_grad(set_to_none=True)
             loss = F.cross_entropy(self.net(x), y)
             loss.backward()

@@ -14,7 +14,7 @@ from torch.func import functional_call
 from lifelong.data.stream import Experience
 from lifelong.errors import ConfigError
 from lifelong.methods.base import Method, MethodContext, register
-from lifelong.methods.rehearsal import RehearsalConfig, rehearsal_buffer
+from lifelong.methods.rehearsal import RehearsalConfig, rehearsal_buffer, with_replay
 from lifelong.types import Batch, StepOutput
 
 
@@ -137,11 +137,7 @@ class HAL(Method):
 
     def observe(self, batch: Batch) -> StepOutput:
         """ER's loss plus the anchor term; update the mean embedding; store the batch."""
-        x, y = batch.x, batch.y
-        if len(self.buffer) > 0:
-            replay = self.buffer.sample(self.cfg.minibatch_size, ("x", "y"))
-            x = torch.cat([x, self.augment(replay["x"])])
-            y = torch.cat([y, replay["y"]])
+        x, y = with_replay(batch, self.buffer, self.cfg.minibatch_size, self.augment)
         self.optimizer.zero_grad(set_to_none=True)
         ce = F.cross_entropy(self.net(x), y)
         ce.backward()

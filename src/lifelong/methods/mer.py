@@ -11,7 +11,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from lifelong.errors import ConfigError
 from lifelong.methods.base import Method, MethodContext, register
-from lifelong.methods.rehearsal import RehearsalConfig, rehearsal_buffer
+from lifelong.methods.rehearsal import RehearsalConfig, rehearsal_buffer, with_replay
 from lifelong.types import Batch, StepOutput
 
 Example = TypeVar("Example")
@@ -124,11 +124,7 @@ class MER(Method):
 
     def draw_batch(self, batch: Batch) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The incoming examples and a buffer sample, one (x, y) pair of size 1 each, shuffled."""
-        x, y = batch.x, batch.y
-        if len(self.buffer) > 0:
-            replay = self.buffer.sample(self.cfg.minibatch_size, ("x", "y"))
-            x = torch.cat([x, self.augment(replay["x"])])
-            y = torch.cat([y, replay["y"]])
+        x, y = with_replay(batch, self.buffer, self.cfg.minibatch_size, self.augment)
         order = torch.randperm(len(y), generator=self.ctx.generator).tolist()
         return [(x[i : i + 1], y[i : i + 1]) for i in order]
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
 from lifelong.buffers.tensor_buffer import FieldSpec, TensorBuffer
 from lifelong.errors import ConfigError
 from lifelong.methods.base import MethodConfig, MethodContext
+from lifelong.types import Batch
 
 
 @dataclass(frozen=True)
@@ -52,3 +54,29 @@ def rehearsal_buffer(
         fields["logits"] = ((ctx.num_classes,), torch.float32)
     fields.update(extra or {})
     return TensorBuffer(capacity, fields, ctx.generator).to(ctx.device)
+
+
+class ReplaySource(Protocol):
+    """A buffer that can be sampled (:class:`TensorBuffer`, the GSS buffer)."""
+
+    def __len__(self) -> int: ...
+
+    def sample(self, n: int, fields: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        """``n`` stored items, the given fields only."""
+        ...
+
+
+def with_replay(
+    batch: Batch,
+    buffer: ReplaySource,
+    minibatch_size: int,
+    augment: Callable[[torch.Tensor], torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``([x; augment(x_buf)], [y; y_buf])``: the batch and ``minibatch_size`` replayed examples.
+
+    While the buffer is empty, the batch alone.
+    """
+    if len(buffer) == 0:
+        return batch.x, batch.y
+    replay = buffer.sample(minibatch_size, ("x", "y"))
+    return torch.cat([batch.x, augment(replay["x"])]), torch.cat([batch.y, replay["y"]])
