@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F  # noqa: N812
 
-from lifelong.errors import ConfigError
 from lifelong.methods.base import Method, MethodContext, register
-from lifelong.methods.gem import episodic_memories
+from lifelong.methods.gem import check_memory_split, episodic_memories
 from lifelong.methods.rehearsal import RehearsalConfig
 from lifelong.nn.gradient_projection import flat_grad, project_agem, set_flat_grad, trainable
 from lifelong.types import Batch, StepOutput
@@ -23,13 +22,7 @@ class AGEMConfig(RehearsalConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.num_experiences < 0:
-            raise ConfigError(f"method.num_experiences must be >= 0, got {self.num_experiences}")
-        if self.num_experiences > self.buffer_size:
-            raise ConfigError(
-                f"method.buffer_size ({self.buffer_size}) must hold at least one example for "
-                f"each of method.num_experiences ({self.num_experiences})"
-            )
+        check_memory_split(self.buffer_size, self.num_experiences)
 
 
 @register

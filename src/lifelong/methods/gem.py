@@ -31,13 +31,18 @@ class GEMConfig(MethodConfig):
             raise ConfigError(f"method.buffer_size must be positive, got {self.buffer_size}")
         if self.gamma < 0:
             raise ConfigError(f"method.gamma must be >= 0, got {self.gamma}")
-        if self.num_experiences < 0:
-            raise ConfigError(f"method.num_experiences must be >= 0, got {self.num_experiences}")
-        if self.num_experiences > self.buffer_size:
-            raise ConfigError(
-                f"method.buffer_size ({self.buffer_size}) must hold at least one example for "
-                f"each of method.num_experiences ({self.num_experiences})"
-            )
+        check_memory_split(self.buffer_size, self.num_experiences)
+
+
+def check_memory_split(buffer_size: int, num_experiences: int) -> None:
+    """Refuse a memory split over a negative number of experiences, or over more than it holds."""
+    if num_experiences < 0:
+        raise ConfigError(f"method.num_experiences must be >= 0, got {num_experiences}")
+    if num_experiences > buffer_size:
+        raise ConfigError(
+            f"method.buffer_size ({buffer_size}) must hold at least one example for "
+            f"each of method.num_experiences ({num_experiences})"
+        )
 
 
 def episodic_memories(ctx: MethodContext, capacity: int, planned: int) -> EpisodicMemories:
