@@ -98,6 +98,9 @@ ROWS: dict[str, Row] = {
     # 8. type-confused names and unreadable or malformed files
     "name-list": Row(run("--set", "method.name=[er]"), "method.name"),
     "name-number": Row(run("--set", "dataset.name=5"), "dataset.name"),
+    "icarl-replay-mode": Row(
+        run("--method", "icarl", "--set", "method.exemplar_replay=both"), "exemplar_replay"
+    ),
     "section-number": Row(run("--config", "{tmp}/c.yaml"), "method", {"c.yaml": "method: 5\n"}),
     "name-number-file": Row(
         run("--config", "{tmp}/c.yaml"), "backbone.name", {"c.yaml": "backbone:\n  name: 7\n"}

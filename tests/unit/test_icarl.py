@@ -60,7 +60,7 @@ def test_icarl_loss_distils_old_classes_and_one_hot_encodes_new_ones():
     assert math.isclose(float(first), expected_first, rel_tol=1e-6)
 
 
-def make_icarl(buffer_size: int) -> ICaRL:
+def make_icarl(buffer_size: int, **fields: object) -> ICaRL:
     generator = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     backbone = BACKBONES.get("mlp").build(MLPConfig(hidden=(16, 8)), (1, 4, 4), 6)
@@ -68,7 +68,7 @@ def make_icarl(buffer_size: int) -> ICaRL:
         backbone, 6, (1, 4, 4), ImageTransform((0.0,), (1.0,)), torch.device("cpu"), generator
     )
     entry = METHODS.get("icarl")
-    method = entry.build(entry.make_config({"buffer_size": buffer_size, "lr": 0.1}), ctx)
+    method = entry.build(entry.make_config({"buffer_size": buffer_size, "lr": 0.1, **fields}), ctx)
     assert isinstance(method, ICaRL)
     return method
 
@@ -103,3 +103,32 @@ def test_exemplar_sets_are_balanced_herded_and_used_for_prediction():
     assert scores.shape == (5, 6)
     assert (scores[:, 4:] == torch.finfo(torch.float32).min).all()  # unseen classes never win
     assert set(scores.argmax(1).tolist()) <= {0, 1, 2, 3}
+
+
+def test_union_replay_shows_each_exemplar_once_per_epoch_in_proportion_to_new_data():
+    method = make_icarl(buffer_size=12)
+    first = experience(0, (0, 1))  # 24 examples
+    method.before_experience(first)
+    method.after_experience(first)  # 12 exemplars stored
+    second = experience(1, (2, 3))  # 24 new examples: half an exemplar per new example
+    method.before_experience(second)
+    counts, seen = [], []
+    for _epoch in range(2):
+        for batch_size in (5, 5, 5, 5, 4):
+            index = method.exemplars_for_step(batch_size)
+            counts.append(len(index))
+            seen.append(index)
+    # after p of 24 new examples, 12 p // 24 exemplars: 2, 5, 7, 10, 12 per epoch
+    assert counts == [2, 3, 2, 3, 2] * 2
+    for epoch in (seen[:5], seen[5:]):
+        assert sorted(torch.cat(epoch).tolist()) == list(range(12))  # each exactly once
+
+
+def test_minibatch_replay_adds_minibatch_size_exemplars_every_step():
+    method = make_icarl(buffer_size=12, exemplar_replay="minibatch", minibatch_size=4)
+    first = experience(0, (0, 1))
+    method.before_experience(first)
+    method.after_experience(first)
+    method.before_experience(experience(1, (2, 3)))
+    index = method.exemplars_for_step(5)
+    assert len(index) == 4 and len(set(index.tolist())) == 4

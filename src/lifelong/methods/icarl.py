@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 
 from lifelong.buffers.herding import herding_order
 from lifelong.data.stream import Experience
+from lifelong.errors import ConfigError
 from lifelong.losses.icarl import icarl_loss, nearest_mean_scores
 from lifelong.methods.base import Method, MethodContext, register
 from lifelong.methods.rehearsal import RehearsalConfig
@@ -19,12 +21,33 @@ FEATURE_BATCH = 512
 """Images per forward pass when exemplar features are computed."""
 
 
+@dataclass(frozen=True)
+class ICaRLConfig(RehearsalConfig):
+    """Settings of iCaRL."""
+
+    exemplar_replay: Literal["union", "minibatch"] = "union"
+    """``union``: each exemplar once per epoch, as training on new data ∪ exemplars (the paper);
+    ``minibatch``: ``minibatch_size`` exemplars join every step (ER-like, far more replay)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.exemplar_replay not in ("union", "minibatch"):
+            raise ConfigError(
+                "method.exemplar_replay must be 'union' or 'minibatch', "
+                f"got {self.exemplar_replay!r}"
+            )
+
+
 @register
 class ICaRL(Method):
     """iCaRL (Rebuffi et al., CVPR 2017): herding exemplars, BCE distillation, nearest mean.
 
-    Training (Algorithm 3): every step adds ``minibatch_size`` exemplars to the current batch and
-    minimises :func:`~lifelong.losses.icarl.icarl_loss`: binary cross-entropy over the output
+    Training (Algorithm 3) is on the union of the experience's data and the exemplars: with
+    ``exemplar_replay: union`` (the default), after ``p`` of the experience's ``N`` examples
+    ``M p / N`` of the ``M`` exemplars have joined the batches, each once per epoch in a shuffled
+    order, as batches of a shuffled union would hold them; ``minibatch`` instead adds
+    ``minibatch_size`` exemplars to every step. Each step minimises
+    :func:`~lifelong.losses.icarl.icarl_loss`: binary cross-entropy over the output
     units of the classes seen so far, one-hot targets on the classes of the current experience
     and the previous network's sigmoid outputs on the old ones (distillation).
 
@@ -37,9 +60,12 @@ class ICaRL(Method):
     exemplars). Before the first experience ends no mean exists and :meth:`predict` returns the
     network's logits; classes without exemplars score the lowest finite value.
 
-    Differences from the DER paper's code (mammoth ``models/icarl.py``): the paper trains on the
-    union of the new data and the exemplars; mammoth appends the exemplars to the experience's
-    data set, here ``minibatch_size`` exemplars join each batch (the loop owns the data). Class
+    Differences from the DER paper's code (mammoth ``models/icarl.py``): mammoth appends the
+    exemplars to the experience's data set; here the loop owns the data, so exemplars join the
+    batches of new data at the rate above (the epoch has ``N`` examples' steps, not ``N + M``).
+    ``minibatch`` replay measured 80.9 / 81.6 / 81.7 on seq-mnist (buffers 200 / 500 / 5120,
+    3 seeds) against the paper's 70.5 / 70.1 / 70.6 and Avalanche's union-trained iCaRL: it
+    replays ~50 % of each batch instead of 2-30 %, a different algorithm. Class
     means are exact means of normalised features, re-normalised as the paper says (mammoth
     averages batch means pairwise and does not normalise). Exemplar features and the
     distillation targets are computed by the network in evaluation mode. The loss is the
@@ -48,7 +74,7 @@ class ICaRL(Method):
     """
 
     name = "icarl"
-    config_cls = RehearsalConfig
+    config_cls = ICaRLConfig
     supported_settings = frozenset({"class-il"})
     exemplar_x: torch.Tensor
     exemplar_y: torch.Tensor
@@ -56,9 +82,9 @@ class ICaRL(Method):
     old_classes: torch.Tensor
     has_old_net: torch.Tensor
 
-    def __init__(self, cfg: RehearsalConfig, ctx: MethodContext) -> None:
+    def __init__(self, cfg: ICaRLConfig, ctx: MethodContext) -> None:
         super().__init__(cfg, ctx)
-        self.cfg: RehearsalConfig = cfg
+        self.cfg: ICaRLConfig = cfg
         stored = torch.uint8 if ctx.transform.augments else torch.float32
         k, device = ctx.num_classes, ctx.device
         shape = (cfg.buffer_size, *ctx.image_shape)
@@ -69,6 +95,10 @@ class ICaRL(Method):
         self.register_buffer("has_old_net", torch.zeros((), dtype=torch.bool, device=device))
         self.old_net = copy.deepcopy(self.net).requires_grad_(False).train(False)
         self.class_means: torch.Tensor | None = None
+        self.exemplar_order = torch.zeros(0, dtype=torch.long)
+        self.experience_size = 1
+        self.new_seen = 0
+        self.replayed = 0
 
     def train(self, mode: bool = True) -> ICaRL:
         """Set training mode; the previous network always stays in evaluation mode."""
@@ -80,15 +110,30 @@ class ICaRL(Method):
         """The classes seen so far become old; the experience's classes join the seen ones."""
         self.old_classes.copy_(self.seen_classes)
         self.seen_classes[list(experience.classes)] = True
+        stored = int((self.exemplar_y >= 0).sum())
+        self.exemplar_order = torch.randperm(stored, generator=self.ctx.generator)
+        self.experience_size = max(len(experience.train), 1)
+        self.new_seen = self.replayed = 0
+
+    def exemplars_for_step(self, batch_size: int) -> torch.Tensor:
+        """Indices of the exemplars that join this step's batch (see the class docstring)."""
+        stored = len(self.exemplar_order)
+        if stored == 0:
+            return self.exemplar_order
+        if self.cfg.exemplar_replay == "minibatch":
+            return torch.randperm(stored, generator=self.ctx.generator)[: self.cfg.minibatch_size]
+        self.new_seen += batch_size
+        due = stored * self.new_seen // self.experience_size
+        index = self.exemplar_order[torch.arange(self.replayed, due) % stored]
+        self.replayed = due
+        return index
 
     def observe(self, batch: Batch) -> StepOutput:
-        """Minimise the iCaRL loss on the batch plus ``minibatch_size`` exemplars."""
+        """Minimise the iCaRL loss on the batch plus the exemplars due at this step."""
         self.seen_classes[batch.y] = True  # also when a stream's classes are not announced
         x, y = batch.x, batch.y
-        stored = int((self.exemplar_y >= 0).sum())
-        if stored > 0:
-            index = torch.randperm(stored, generator=self.ctx.generator)[: self.cfg.minibatch_size]
-            index = index.to(self.exemplar_y.device)
+        index = self.exemplars_for_step(len(batch.y)).to(self.exemplar_y.device)
+        if len(index) > 0:
             x = torch.cat([x, self.augment(self.exemplar_x[index])])
             y = torch.cat([y, self.exemplar_y[index]])
         self.optimizer.zero_grad(set_to_none=True)
