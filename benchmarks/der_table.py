@@ -203,25 +203,37 @@ def paper_presets(dataset: str) -> list[str]:
 def run_one(job: tuple[str, str, int, str, Path]) -> tuple[str, str, int, float, float]:
     """Run one preset and seed (in a worker process); return its final average accuracy and time."""
     dataset, preset, seed, data_root, out = job
-    import torch
-
-    from lifelong.config import merge, resolve
+    from lifelong.config import merge
     from lifelong.config.presets import load_preset
     from lifelong.data.scenarios import SCENARIOS
+
+    raw = merge(SCENARIOS.get(dataset).defaults, load_preset(f"{dataset}/{preset}"))
+    raw = merge(raw, {"dataset": {"root": data_root}, "seed": seed, "train": {"progress": False}})
+    run_dir = out / dataset / preset / f"seed{seed}"
+    accuracy, seconds = run_config(raw, f"{dataset}/{preset}", run_dir)
+    return dataset, preset, seed, accuracy, seconds
+
+
+def run_config(raw: dict[str, object], name: str, run_dir: Path) -> tuple[float, float]:
+    """Run a raw configuration into ``run_dir`` (one thread) unless it finished there already.
+
+    Returns:
+        The final average accuracy and the training seconds.
+    """
+    import torch
+
+    from lifelong.config import resolve
     from lifelong.reporting.results import read_results
     from lifelong.running.run import execute
 
     torch.set_num_threads(1)
-    run_dir = out / dataset / preset / f"seed{seed}"
     if (run_dir / "results.json").exists():
         done = read_results(run_dir)
         if done["completed"]:
-            return dataset, preset, seed, _final(done), sum(done["train_seconds"])
-    raw = merge(SCENARIOS.get(dataset).defaults, load_preset(f"{dataset}/{preset}"))
-    raw = merge(raw, {"dataset": {"root": data_root}, "seed": seed, "train": {"progress": False}})
+            return _final(done), sum(done["train_seconds"])
     started = time.perf_counter()
-    results = execute(resolve(raw, f"{dataset}/{preset}"), run_dir, tensorboard=False)
-    return dataset, preset, seed, _final(results), time.perf_counter() - started
+    results = execute(resolve(raw, name), run_dir, tensorboard=False)
+    return _final(results), time.perf_counter() - started
 
 
 def _final(results: dict[str, object]) -> float:

@@ -1,0 +1,378 @@
+"""Avalanche's implementations beside ours on the DER paper's MNIST protocols (issue 15).
+
+For every method Avalanche also ships (finetune as a protocol check, EWC, online EWC, LwF, GEM,
+A-GEM, iCaRL, GSS, MER) this runs Avalanche's strategy on exactly the stream, initial weights and
+hyper-parameters of our run with the same preset and seed, and prints both means ± stds in one
+table, flagging the rows where the two differ by more than both stds.
+
+How it keeps the protocol identical:
+- Avalanche runs in its own virtual environment (``benchmarks/out/avalanche-venv``, created on
+  first use with ``avalanche-lib==0.6.0`` and this repository installed editable), so its pinned
+  dependencies never touch ours.
+- Each Avalanche run calls lifelong's own ``build`` with the preset and seed: the same stream
+  (class order, permutations, rotations), the same normalisation and the same freshly initialised
+  MLP; Avalanche gets those experiences as tensors and that network.
+- Our side is read from ``benchmarks/der_table.py``'s runs (``benchmarks/out/der_table``) and run
+  here when missing, so both tables share their cells.
+- Accuracy: after the last experience, the mean over experiences of the accuracy on each
+  experience's test set (class-IL on seq-mnist, domain-IL on perm-/rot-mnist), as our
+  ``average_accuracy``.
+
+Mappings and the documented differences between the two implementations are in ``MAPPINGS``.
+
+Usage:
+    python benchmarks/avalanche_side_by_side.py --datasets seq-mnist --seeds 0 1 2
+    python benchmarks/avalanche_side_by_side.py --datasets perm-mnist --rows agem-200 --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+VENV = REPO / "benchmarks" / "out" / "avalanche-venv"
+AVALANCHE = "avalanche-lib==0.6.0"
+
+# Our method name -> what Avalanche's strategy gets from our preset, and how the two differ.
+MAPPINGS: dict[str, str] = {
+    "finetune": "Naive: plain SGD (protocol check: both should forget alike)",
+    "ewc": "EWC(mode='separate', ewc_lambda=λ/2): Avalanche's penalty has no ½; its importance "
+    "is the squared gradient of each minibatch's mean loss (true labels), ours the mean of "
+    "per-example squared gradients (weighted by p(y|x) as in mammoth)",
+    "ewc_online": "EWC(mode='online', decay_factor=γ, ewc_lambda=λ/2): importances as for ewc",
+    "lwf": "LwF(alpha, temperature), SGD weight decay as the preset; no warm-up of the new head",
+    "gem": "GEM(patterns_per_exp=buffer/experiences, memory_strength=γ)",
+    "agem": "AGEM(patterns_per_exp=buffer/experiences, sample_size=minibatch_size)",
+    "icarl": "ICaRL(body, head, memory_size=buffer, fixed_memory=True): herding, NCM, BCE",
+    "gss": "GSS_greedy(mem_size=buffer, mem_strength=gss_minibatch_size): Avalanche scores with "
+    "gss_minibatch_size gradients of buffer batches, ours with per-example gradients of "
+    "gss_minibatch_size buffer examples; Avalanche replays through a ReplayDataLoader",
+    "mer": "MER(mem_size=buffer, batch_size_mem=minibatch_size, n_inner_steps=batch_num, beta, "
+    "gamma)",
+}
+
+DEFAULT_ROWS = {
+    "seq-mnist": [
+        "finetune",
+        "ewc_online",
+        "ewc",
+        "lwf",
+        "gem-200",
+        "gem-500",
+        "gem-5120",
+        "agem-200",
+        "agem-500",
+        "agem-5120",
+        "icarl-200",
+        "icarl-500",
+        "icarl-5120",
+        "gss-200",
+        "gss-500",
+        "gss-5120",
+        "mer-200",
+        "mer-500",
+        "mer-5120",
+    ],
+}
+for _d in ("perm-mnist", "rot-mnist"):
+    DEFAULT_ROWS[_d] = [
+        r for r in DEFAULT_ROWS["seq-mnist"] if not r.startswith(("icarl", "lwf", "mer"))
+    ]
+
+
+def preset_and_override(row: str) -> tuple[str, dict[str, Any]]:
+    """The preset a row runs and its override (``ewc``: the online-EWC preset as plain EWC)."""
+    if row == "ewc":
+        return "ewc_online", {"method": {"name": "ewc"}}
+    return row, {}
+
+
+def raw_config(dataset: str, row: str, seed: int, data_root: str) -> dict[str, Any]:
+    """The raw configuration of one row and seed, as der_table.py builds it."""
+    from lifelong.config import merge
+    from lifelong.config.presets import load_preset
+    from lifelong.data.scenarios import SCENARIOS
+
+    preset, override = preset_and_override(row)
+    raw = merge(SCENARIOS.get(dataset).defaults, load_preset(f"{dataset}/{preset}"))
+    raw = merge(raw, override)
+    return merge(raw, {"dataset": {"root": data_root}, "seed": seed, "train": {"progress": False}})
+
+
+# --------------------------------------------------------------------------- Avalanche side
+
+
+class _Normalize:
+    """uint8 (C, H, W) → float, (x / 255 − mean) / std per channel (Avalanche's per-sample hook)."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        import torch
+
+        self.mean = torch.tensor(mean).view(-1, 1, 1)
+        self.std = torch.tensor(std).view(-1, 1, 1)
+
+    def __call__(self, x: Any) -> Any:
+        return (x.float() / 255.0 - self.mean) / self.std
+
+
+def _strategy(method: str, cfg: Any, net: Any, n_exp: int, shape: tuple[int, ...]) -> Any:
+    """Avalanche's strategy for one of our method configs (see ``MAPPINGS``)."""
+    import torch
+    from avalanche.training import supervised as s
+    from avalanche.training.plugins import EvaluationPlugin
+
+    m, t = cfg.method, cfg.train
+    wd = getattr(m, "weight_decay", 0.0)
+    opt = torch.optim.SGD(net.parameters(), lr=m.lr, weight_decay=wd)
+    common: dict[str, Any] = {
+        "train_mb_size": t.batch_size,
+        "train_epochs": t.epochs,
+        "eval_mb_size": 512,
+        "device": "cpu",
+        "evaluator": EvaluationPlugin(loggers=[]),
+    }
+    ce = torch.nn.CrossEntropyLoss()
+    per_exp = getattr(m, "buffer_size", 0) // n_exp
+    if method == "finetune":
+        return s.Naive(model=net, optimizer=opt, criterion=ce, **common)
+    if method in ("ewc", "ewc_online"):
+        online = method == "ewc_online"
+        return s.EWC(
+            model=net,
+            optimizer=opt,
+            criterion=ce,
+            ewc_lambda=m.ewc_lambda / 2,
+            mode="online" if online else "separate",
+            decay_factor=m.gamma if online else None,
+            **common,
+        )
+    if method == "lwf":
+        return s.LwF(
+            model=net,
+            optimizer=opt,
+            criterion=ce,
+            alpha=m.alpha,
+            temperature=m.temperature,
+            **common,
+        )
+    if method == "gem":
+        return s.GEM(
+            model=net,
+            optimizer=opt,
+            criterion=ce,
+            patterns_per_exp=per_exp,
+            memory_strength=m.gamma,
+            **common,
+        )
+    if method == "agem":
+        return s.AGEM(
+            model=net,
+            optimizer=opt,
+            criterion=ce,
+            patterns_per_exp=per_exp,
+            sample_size=m.minibatch_size,
+            **common,
+        )
+    if method == "icarl":
+        return s.ICaRL(
+            feature_extractor=net.body,
+            classifier=net.head,
+            optimizer=opt,
+            memory_size=m.buffer_size,
+            buffer_transform=None,
+            fixed_memory=True,
+            **common,
+        )
+    if method == "gss":
+        return s.GSS_greedy(
+            model=net,
+            optimizer=opt,
+            criterion=ce,
+            mem_size=m.buffer_size,
+            mem_strength=m.gss_minibatch_size,
+            input_size=list(shape),
+            **common,
+        )
+    if method == "mer":
+        return s.MER(
+            model=net,
+            optimizer=opt,
+            criterion=ce,
+            mem_size=m.buffer_size,
+            batch_size_mem=m.minibatch_size,
+            n_inner_steps=m.batch_num,
+            beta=m.beta,
+            gamma=m.gamma,
+            **common,
+        )
+    raise SystemExit(f"no Avalanche mapping for {method!r}")
+
+
+def run_avalanche(dataset: str, row: str, seed: int, data_root: str, out: Path) -> None:
+    """One Avalanche run (inside the Avalanche venv); writes ``out`` as JSON."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    import torch
+    from avalanche.benchmarks import tensors_benchmark
+    from avalanche.training.determinism.rng_manager import RNGManager
+
+    from lifelong.config import resolve
+    from lifelong.running.run import build
+
+    torch.set_num_threads(1)
+    preset, _ = preset_and_override(row)
+    cfg = resolve(raw_config(dataset, row, seed, data_root), f"{dataset}/{preset}")
+    built = build(cfg)  # our stream and our freshly initialised network for this seed
+    stream, net = built.stream, built.method.net
+    RNGManager.set_random_seeds(seed)
+    normalize = _Normalize(stream.transform.mean, stream.transform.std)
+    benchmark = tensors_benchmark(
+        train_tensors=[(e.train.x, e.train.y) for e in stream],
+        test_tensors=[(e.test.x, e.test.y) for e in stream],
+        task_labels=[0] * len(stream),
+        train_transform=normalize,
+        eval_transform=normalize,
+    )
+    # What Avalanche's class-incremental plugins (iCaRL) read from an NCScenario.
+    benchmark.n_classes_per_exp = [len(e.classes) for e in stream]
+    benchmark.classes_order = [c for e in stream for c in e.classes]
+    strategy = _strategy(cfg.method_name, cfg, net, len(stream), stream.image_shape)
+    started = time.perf_counter()
+    for experience in benchmark.train_stream:
+        strategy.train(experience)
+    seconds = time.perf_counter() - started
+    model = strategy.model.eval()
+    accuracies = []
+    with torch.no_grad():
+        for e in stream:
+            correct = 0
+            for i in range(0, len(e.test), 1000):
+                x = stream.transform.normalize(e.test.x[i : i + 1000])
+                correct += int((model(x).argmax(1) == e.test.y[i : i + 1000]).sum())
+            accuracies.append(100.0 * correct / len(e.test))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = {"accuracy": statistics.mean(accuracies), "per_experience": accuracies}
+    out.write_text(json.dumps(result | {"seconds": seconds, "avalanche": AVALANCHE}) + "\n")
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def ensure_venv() -> Path:
+    """Create the Avalanche environment on first use; return its python."""
+    python = VENV / "bin" / "python"
+    if (VENV / ".ready").exists():
+        return python
+    print(f"creating {VENV} with {AVALANCHE} (a few minutes, once)", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    pip = [str(python), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, AVALANCHE, "torch>=2.4", "torchvision>=0.19"], check=True)
+    subprocess.run([*pip, "-e", str(REPO)], check=True)
+    (VENV / ".ready").write_text(AVALANCHE + "\n")
+    return python
+
+
+def ours(dataset: str, row: str, seed: int, data_root: str, out: Path) -> float:
+    """Our final average accuracy for a row and seed, from der_table.py's runs or run now."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from der_table import run_config
+
+    preset, _ = preset_and_override(row)
+    raw = raw_config(dataset, row, seed, data_root)
+    return run_config(raw, f"{dataset}/{preset}", out / dataset / row / f"seed{seed}")[0]
+
+
+def avalanche(python: Path, job: tuple[str, str, int], data_root: str, out: Path) -> float:
+    """Avalanche's accuracy for a row and seed, run in the Avalanche venv unless already done."""
+    dataset, row, seed = job
+    path = out / dataset / row / f"seed{seed}.json"
+    if not path.exists():
+        command = [str(python), __file__, "--worker", dataset, row, str(seed), data_root, str(path)]
+        subprocess.run(command, check=True)
+    return float(json.loads(path.read_text())["accuracy"])
+
+
+def both(
+    task: tuple[tuple[str, str, int], Path, str, Path, Path],
+) -> tuple[tuple[str, str, int], float, float]:
+    """Ours (in this worker process) then Avalanche's (in its venv) for one row and seed."""
+    job, python, data_root, ours_out, out = task
+    return job, ours(*job, data_root, ours_out), avalanche(python, job, data_root, out)
+
+
+def _cell(values: list[float]) -> str:
+    if not values:
+        return "–"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.2f} ± {std:.2f}"
+
+
+def table(results: dict[tuple[str, str], tuple[list[float], list[float]]]) -> str:
+    """Markdown: ours and Avalanche's mean ± std per dataset and row, with the disagreement flag."""
+    lines = [
+        "| dataset | row | ours | Avalanche | Δ (ours − Avalanche) | apart by more than both"
+        " stds |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (dataset, row), (mine, theirs) in results.items():
+        if not mine or not theirs:
+            continue
+        delta = statistics.mean(mine) - statistics.mean(theirs)
+        spread = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in (mine, theirs)]
+        apart = "**yes**" if abs(delta) > max(spread) else "no"
+        if min(len(mine), len(theirs)) < 2:
+            apart = "– (one seed)"
+        lines.append(
+            f"| {dataset} | {row} | {_cell(mine)} | {_cell(theirs)} | {delta:+.2f} | {apart} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data" / "mnist"))
+    parser.add_argument("--datasets", nargs="+", default=["seq-mnist"])
+    parser.add_argument("--rows", nargs="+", help="rows to run (default: every row per dataset)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--jobs", type=int, default=1, help="parallel runs (1 thread each)")
+    parser.add_argument("--ours-out", type=Path, default=REPO / "benchmarks/out/der_table")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/out/avalanche")
+    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        dataset, row, seed, data_root, out = args.worker
+        run_avalanche(dataset, row, int(seed), data_root, Path(out))
+        return
+    python = ensure_venv()
+    jobs = [
+        (d, r, s)
+        for d in args.datasets
+        for r in (args.rows or DEFAULT_ROWS[d])
+        if r in DEFAULT_ROWS[d]
+        for s in args.seeds
+    ]
+    results: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+    tasks = [(job, python, args.data_root, args.ours_out, args.out) for job in jobs]
+    with ProcessPoolExecutor(args.jobs) as pool:
+        for (dataset, row, seed), mine, theirs in pool.map(both, tasks):
+            print(f"{dataset:<11} {row:<11} seed {seed}: ours {mine:6.2f}  Avalanche {theirs:6.2f}")
+            pair = results.setdefault((dataset, row), ([], []))
+            pair[0].append(mine)
+            pair[1].append(theirs)
+    markdown = table(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "table.md").write_text(markdown + "\n")
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
