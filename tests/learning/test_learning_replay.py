@@ -5,8 +5,9 @@ batch 16, SGD lr 0.1) and a 200-example memory, each method's mean class-IL fina
 accuracy over seeds 0 and 1 is compared with finetuning's (about 18.7). Measured (seeds 0, 1;
 2-core machine shared with other jobs, so the times are upper bounds):
 
-- iCaRL 74.1 / 72.9 (ER-200 92.7 / 93.2; iCaRL is below ER here as on Seq-MNIST in the DER
-  paper, 70.5 vs 80.4), about 2x ER's time;
+- iCaRL 76.6 / 72.9 with the paper's union replay (74.1 / 72.9 with 16 exemplars per step;
+  ER-200 92.7 / 93.2; iCaRL is below ER here as on Seq-MNIST in the DER paper, 70.5 vs 80.4),
+  about 2x ER's time;
 - FDR 95.2 / 93.2, about 3x ER's time;
 - HAL 94.1 / 93.2, about 3-4x ER's time;
 - MER 87.3 / 87.6 with ``minibatch_size`` 10 (the default 32 would take 42 single-example
