@@ -91,3 +91,14 @@ def test_first_examples_get_the_empty_buffer_score_then_gradient_scores() -> Non
     method.observe(fixed_batch(stream, 1, size=6))
     assert ((scores[6:12] >= 0) & (scores[6:12] <= 2)).all()
     assert not torch.allclose(scores[6:12], torch.full((6,), EMPTY_BUFFER_SCORE))
+
+
+def test_batch_gate_fills_with_the_batch_score_and_blocks_a_full_buffer_above_one() -> None:
+    stream = make_stream("grey")
+    method = build_method("gss", stream, buffer_size=4, batch_gate=True)
+    method.buffer.num_seen = 2  # two free slots left
+    own = torch.tensor([0.3, 0.5, 0.7, 1.5])
+    gated = method.gated_scores(own, torch.tensor([0.8]))
+    assert torch.allclose(gated, torch.tensor([0.8, 0.8, 0.7, 1.5]))  # fills: c_B; full: own
+    blocked = method.gated_scores(own, torch.tensor([1.2]))
+    assert torch.allclose(blocked, torch.tensor([1.2, 1.2, 2.0, 2.0]))  # c_B >= 1: none enters

@@ -23,6 +23,8 @@ class GSSConfig(RehearsalConfig):
     """Random buffer examples whose gradients an offered example's gradient is compared with."""
     batch_num: int = 1
     """Updates per incoming batch, each with a fresh buffer sample (the DER code's batch_num)."""
+    batch_gate: bool = False
+    """Gate a full buffer by the batch's mean-loss gradient, fill with its score (the DER code)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -47,7 +49,9 @@ class GSS(Method):
 
     Differences from the DER code (``utils/gss_buffer.py``): each offered example is scored by
     its own gradient, as in the paper's algorithm, where the DER code scores the whole batch by
-    the gradient of its mean loss; per-example gradients are computed at once by
+    the gradient of its mean loss (``c_B``), stores free-slot fills with ``c_B`` and lets a full
+    buffer consider replacements (each by the example's own score) only when ``c_B < 1``;
+    ``batch_gate: true`` does what the DER code does. Per-example gradients are computed at once by
     ``torch.func.vmap`` (the DER code runs one backward pass per buffer example and caches it
     within a step); the replayed samples of the ``batch_num`` steps are drawn independently
     (the DER code walks a random permutation of the buffer). Both compute gradients with the
@@ -82,7 +86,10 @@ class GSS(Method):
         if len(self.buffer) > 0:
             compared = self.buffer.sample(self.cfg.gss_minibatch_size, ("x", "y"))
             stored = self.example_gradients(self.clean(compared["x"]), compared["y"])
-            scores = gss_scores(self.example_gradients(self.clean(batch.x_clean), batch.y), stored)
+            own = self.example_gradients(self.clean(batch.x_clean), batch.y)
+            scores = gss_scores(own, stored)
+            if self.cfg.batch_gate:
+                scores = self.gated_scores(scores, gss_scores(own.mean(0, keepdim=True), stored))
         items: dict[str, torch.Tensor | int] = {
             "x": batch.x_clean,
             "y": batch.y,
@@ -90,6 +97,20 @@ class GSS(Method):
         }
         self.buffer.add(items, scores)
         return StepOutput(loss.detach())
+
+    def gated_scores(self, own: torch.Tensor, batch_score: torch.Tensor) -> torch.Tensor:
+        """The DER code's scores: ``c_B`` for fills; when full, own scores if ``c_B < 1``, else 2.
+
+        A score of 2 is never admitted to a full buffer.
+
+        Args:
+            own: Each example's own score, shape (B,).
+            batch_score: Score of the batch's mean-loss gradient (the mean of the per-example
+                gradients), shape (1,).
+        """
+        position = self.buffer.num_seen + torch.arange(len(own))
+        full = own if float(batch_score) < 1 else torch.full_like(own, 2.0)
+        return torch.where(position < self.buffer.capacity, batch_score.expand_as(own), full)
 
     def clean(self, x_clean: torch.Tensor) -> torch.Tensor:
         """Normalised un-augmented inputs from stored ones (uint8 or already normalised)."""
