@@ -75,6 +75,8 @@ def future_heads(seen: torch.Tensor, head_size: int) -> list[torch.Tensor]:
         Index tensors, one per head; empty when every class has been seen.
     """
     unseen = (~seen).nonzero().flatten()
+    if len(unseen) == 0:
+        return []
     return list(unseen.split(max(head_size, 1)))
 
 
