@@ -21,7 +21,7 @@ from lifelong.types import Batch
 K = 5
 
 
-def test_mask_keeps_the_batch_classes_and_optionally_the_unseen_ones():
+def test_mask_keeps_the_batch_classes_and_optionally_the_unseen_ones() -> None:
     seen = torch.tensor([True, True, True, True, False])  # 0, 1 seen earlier; 2, 3 now
     labels = torch.tensor([2, 3, 3])
     keep = incoming_class_mask(labels, seen, mask_unseen=True)
@@ -30,7 +30,7 @@ def test_mask_keeps_the_batch_classes_and_optionally_the_unseen_ones():
     assert keep.tolist() == [False, False, True, True, True]  # class 4 not seen yet: kept
 
 
-def test_asymmetric_cross_entropy_of_a_two_example_batch_by_hand():
+def test_asymmetric_cross_entropy_of_a_two_example_batch_by_hand() -> None:
     logits = torch.tensor([[1.0, 2.0, 0.5, -1.0, 3.0], [0.0, 1.0, 2.0, 0.5, 1.0]])
     logits.requires_grad_(True)
     labels = torch.tensor([2, 3])
@@ -68,7 +68,7 @@ def batch(labels: list[int], experience: int, seed: int) -> Batch:
     return Batch(x, torch.tensor(labels), x, experience)
 
 
-def test_a_step_masks_the_incoming_batch_but_not_the_replayed_examples():
+def test_a_step_masks_the_incoming_batch_but_not_the_replayed_examples() -> None:
     method = make_er_ace(buffer_size=4)
     first = batch([0, 1, 0, 1], 0, seed=1)
     method.observe(first)  # empty buffer: no replay; the batch fills the buffer
@@ -93,7 +93,7 @@ def test_a_step_masks_the_incoming_batch_but_not_the_replayed_examples():
     assert method.seen_classes.tolist() == [True, True, True, True, False]
 
 
-def test_the_first_batch_is_masked_to_its_own_classes_too():
+def test_the_first_batch_is_masked_to_its_own_classes_too() -> None:
     method = make_er_ace(buffer_size=4, mask_unseen=False)
     first = batch([1, 1], 0, seed=3)
     with torch.no_grad():
@@ -108,10 +108,10 @@ def test_the_first_batch_is_masked_to_its_own_classes_too():
     ("field", "value"),
     [("mask_unseen", "yes"), ("buffer_size", 0), ("minibatch_size", 0), ("lr", 0.0)],
 )
-def test_bad_settings_are_config_errors(field: str, value: object):
+def test_bad_settings_are_config_errors(field: str, value: object) -> None:
     with pytest.raises(ConfigError, match=field):
         METHODS.get("er_ace").make_config({field: value})
 
 
-def test_settings_exclude_domain_il():
+def test_settings_exclude_domain_il() -> None:
     assert METHODS.get("er_ace").supported_settings == frozenset({"class-il", "gcil", "general"})

@@ -39,7 +39,7 @@ def offer(buffer: ClassBalancedBuffer, labels: list[int], start: int = 0) -> Non
     buffer.add({"x": x, "y": torch.tensor(labels)})
 
 
-def test_sampler_on_a_5_1_2_stream_with_capacity_4():
+def test_sampler_on_a_5_1_2_stream_with_capacity_4() -> None:
     # 0 x5: four stored, the fifth dropped (full; 4 * |{0}| >= 4). Class 1: 0 < 4/2, evicts a 0.
     # Class 2: 0 < 4/3, evicts a 0 (the largest, 3); again 1 < 4/3, evicts a 0 (largest, 2).
     buffer = balanced_buffer(4)
@@ -59,7 +59,7 @@ def test_sampler_on_a_5_1_2_stream_with_capacity_4():
     assert single.class_counts() == counts
 
 
-def test_a_full_memory_takes_an_example_only_below_capacity_over_classes():
+def test_a_full_memory_takes_an_example_only_below_capacity_over_classes() -> None:
     counts = {0: 3, 1: 2, 2: 1}  # full at 6; three classes: 2 per class
     assert greedy_class_balanced(counts, 1, 6) is None  # 2 * 3 >= 6 (not "fewer than 3")
     assert greedy_class_balanced(counts, 2, 6) == 0  # 1 * 3 < 6: the largest class pays
@@ -68,7 +68,7 @@ def test_a_full_memory_takes_an_example_only_below_capacity_over_classes():
     assert greedy_class_balanced({0: 2, 1: 1}, 0, 4) == FREE_SLOT  # room: always stored
 
 
-def test_sgdr_schedule_matches_torch_warm_restarts_after_a_warm_up_epoch():
+def test_sgdr_schedule_matches_torch_warm_restarts_after_a_warm_up_epoch() -> None:
     # the authors' loop: epoch 0 at maxlr / 10, epoch 1 at maxlr, then scheduler.step() per epoch
     param = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([param], lr=0.05)
@@ -120,7 +120,7 @@ def weights(method: GDumb) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in method.net.state_dict().items()}
 
 
-def test_observe_only_fills_the_memory():
+def test_observe_only_fills_the_memory() -> None:
     method = make_gdumb()
     before = weights(method)
     out = method.observe(stream_batch(1))
@@ -129,7 +129,7 @@ def test_observe_only_fills_the_memory():
     assert all(torch.equal(before[k], v) for k, v in weights(method).items())
 
 
-def test_the_network_is_reinitialised_then_trained_on_the_memory_alone():
+def test_the_network_is_reinitialised_then_trained_on_the_memory_alone() -> None:
     built = make_gdumb()
     initial = weights(built)
     built.observe(stream_batch(1))
@@ -165,17 +165,18 @@ class FixedCentre(random.Random):
         super().__init__(0)
         self.values = list(values)
 
-    def randrange(self, *args: object, **kwargs: object) -> int:  # type: ignore[override]
-        return self.values.pop(0)
+    def randrange(self, *args: object, **kwargs: object) -> int:
+        value: int = self.values.pop(0)
+        return value
 
 
-def test_cutmix_box_is_centred_and_clipped():
+def test_cutmix_box_is_centred_and_clipped() -> None:
     # lam 0.75: sides 8 * sqrt(0.25) = 4, half 2; centre (row 0, column 7) is clipped
     assert cutmix_box(8, 8, 0.75, FixedCentre([0, 7])) == (0, 5, 2, 8)
     assert cutmix_box(8, 8, 0.75, FixedCentre([4, 4])) == (2, 2, 6, 6)
 
 
-def test_cutmix_pastes_the_box_and_weights_labels_by_area():
+def test_cutmix_pastes_the_box_and_weights_labels_by_area() -> None:
     x = torch.arange(3, dtype=torch.float32).view(3, 1, 1, 1).expand(3, 1, 4, 4).clone()
     permutation = torch.tensor([2, 0, 1])
     mixed, lam = cutmix(x, (1, 1, 3, 3), permutation)
@@ -191,14 +192,14 @@ def test_cutmix_pastes_the_box_and_weights_labels_by_area():
     loss = mixed_cross_entropy(logits, y, y[permutation], lam)
 
     def ce(row: int, label: int) -> float:
-        z = logits[row].tolist()
+        z: list[float] = logits[row].tolist()
         return -z[label] + math.log(sum(math.exp(v) for v in z))
 
     expected = sum(0.75 * ce(i, i) + 0.25 * ce(i, int(permutation[i])) for i in range(3)) / 3
     assert math.isclose(float(loss), expected, rel_tol=1e-6)
 
 
-def test_memory_training_with_cutmix_on_changes_the_result():
+def test_memory_training_with_cutmix_on_changes_the_result() -> None:
     plain, mixed = make_gdumb(), make_gdumb(cutmix_prob=1.0)
     for method in (plain, mixed):
         method.observe(stream_batch(1))
@@ -219,12 +220,12 @@ def test_memory_training_with_cutmix_on_changes_the_result():
         ("buffer_size", 0),
     ],
 )
-def test_bad_settings_are_config_errors(field: str, value: object):
+def test_bad_settings_are_config_errors(field: str, value: object) -> None:
     with pytest.raises(ConfigError, match=field):
         METHODS.get("gdumb").make_config({field: value})
 
 
-def test_defaults_are_the_authors():
+def test_defaults_are_the_authors() -> None:
     cfg = METHODS.get("gdumb").make_config({})
     assert isinstance(cfg, GDumbConfig)
     assert (cfg.lr, cfg.min_lr, cfg.momentum, cfg.weight_decay) == (0.05, 0.0005, 0.9, 1e-6)
