@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -224,14 +223,3 @@ class BiC(ICaRL):
         """The network's logits with every experience's bias correction, shape (B, K)."""
         logits: torch.Tensor = self.correction(self.net(x))
         return logits
-
-    def get_extra_state(self) -> dict[str, Any]:
-        """The state of iCaRL plus the replay schedule of the running experience."""
-        schedule = (self.exemplar_order, self.experience_size, self.new_seen, self.replayed)
-        return {**super().get_extra_state(), "schedule": schedule}
-
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`get_extra_state` returned."""
-        super().set_extra_state(state)
-        order, self.experience_size, self.new_seen, self.replayed = state["schedule"]
-        self.exemplar_order = order

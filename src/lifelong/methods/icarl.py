@@ -213,10 +213,21 @@ class ICaRL(Method):
         return nearest_mean_scores(self.net.features(x), self.class_means, has_mean)
 
     def get_extra_state(self) -> dict[str, Any]:
-        """Optimiser state and the class means."""
-        return {**super().get_extra_state(), "class_means": self.class_means}
+        """Optimiser state, the class means and where the exemplar replay schedule stands."""
+        schedule = {
+            "exemplar_order": self.exemplar_order,
+            "experience_size": self.experience_size,
+            "new_seen": self.new_seen,
+            "replayed": self.replayed,
+        }
+        return {**super().get_extra_state(), "class_means": self.class_means, **schedule}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        """Restore the optimiser state and the class means."""
+        """Restore what :meth:`get_extra_state` returned."""
         super().set_extra_state(state)
         self.class_means = state["class_means"]
+        if "exemplar_order" in state:  # checkpoints written before union replay lack it
+            self.exemplar_order = state["exemplar_order"]
+            self.experience_size = int(state["experience_size"])
+            self.new_seen = int(state["new_seen"])
+            self.replayed = int(state["replayed"])

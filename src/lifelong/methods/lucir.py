@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -187,17 +187,6 @@ class LUCIR(ICaRL):
             return super().predict(x)
         logits: torch.Tensor = self.net(x)
         return logits.masked_fill(~self.seen_classes, torch.finfo(logits.dtype).min)
-
-    def get_extra_state(self) -> dict[str, Any]:
-        """The state of iCaRL plus the replay schedule of the running experience."""
-        schedule = (self.exemplar_order, self.experience_size, self.new_seen, self.replayed)
-        return {**super().get_extra_state(), "schedule": schedule}
-
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`get_extra_state` returned."""
-        super().set_extra_state(state)
-        order, self.experience_size, self.new_seen, self.replayed = state["schedule"]
-        self.exemplar_order = order
 
 
 def seen_cross_entropy(
