@@ -101,6 +101,26 @@ ROWS: dict[str, Row] = {
     "icarl-replay-mode": Row(
         run("--method", "icarl", "--set", "method.exemplar_replay=both"), "exemplar_replay"
     ),
+    "er-ace-mask-unseen": Row(
+        run("--method", "er_ace", "--set", "method.mask_unseen=maybe"), "mask_unseen"
+    ),
+    "gdumb-min-lr": Row(run("--method", "gdumb", "--set", "method.min_lr=1"), "min_lr"),
+    "gdumb-cutmix-prob": Row(
+        run("--method", "gdumb", "--set", "method.cutmix_prob=2"), "cutmix_prob"
+    ),
+    "lucir-top-k": Row(run("--method", "lucir", "--set", "method.top_k=0"), "top_k"),
+    "bic-val-fraction": Row(
+        run("--method", "bic", "--set", "method.val_fraction=1.0"), "val_fraction"
+    ),
+    "cls-er-update-freq": Row(
+        run("--method", "cls_er", "--set", "method.stable_model_update_freq=1.5"),
+        "stable_model_update_freq",
+    ),
+    "scommer-dropout-layers": Row(
+        run("--method", "scommer", "--set", "method.dropout_layers=[5]"), "dropout_layers"
+    ),
+    "xder-gamma": Row(run("--method", "xder", "--set", "method.gamma=1.5"), "gamma"),
+    "xder-rpc-fixed-head": Row(run("--method", "xder_rpc", "--set", "method.head=linear"), "head"),
     "section-number": Row(run("--config", "{tmp}/c.yaml"), "method", {"c.yaml": "method: 5\n"}),
     "name-number-file": Row(
         run("--config", "{tmp}/c.yaml"), "backbone.name", {"c.yaml": "backbone:\n  name: 7\n"}
