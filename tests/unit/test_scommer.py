@@ -17,14 +17,14 @@ from lifelong.backbones.sparse import SparseMLPConfig
 from lifelong.data.transforms import ImageTransform
 from lifelong.errors import ConfigError
 from lifelong.methods.base import METHODS, MethodContext
-from lifelong.methods.scommer import (
-    SCoMMER,
+from lifelong.methods.scommer import SCoMMER
+from lifelong.nn.k_winners import KWinners
+from lifelong.nn.semantic_dropout import (
     SemanticDropout,
     classwise_keep,
     dropout_mask,
     heterogeneous_keep,
 )
-from lifelong.nn.k_winners import KWinners
 from lifelong.types import Batch
 
 SHAPE = (1, 3, 3)

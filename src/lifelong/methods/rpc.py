@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import torch
+
+from lifelong.backbones import Backbone
 from lifelong.methods.base import MethodContext, register
 from lifelong.methods.er import ER
 from lifelong.methods.rehearsal import RehearsalConfig
-from lifelong.nn.polytope import install_polytope_head
+from lifelong.nn.polytope import PolytopeHead
+
+
+def install_polytope_head(backbone: Backbone, num_classes: int) -> PolytopeHead:
+    """Replace ``backbone.head`` (``Linear(D → K)``) by a :class:`PolytopeHead`, in place.
+
+    The projection starts as the first ``K − 1`` rows of the old head (weights and bias): the
+    network computes at initialisation exactly mammoth's ``net(x)[:, :-1] @ simplex``.
+    """
+    old = backbone.head
+    head = PolytopeHead(old.in_features, num_classes).to(old.weight.device)
+    with torch.no_grad():
+        head.weight.copy_(old.weight[: num_classes - 1])
+        if old.bias is not None:
+            head.bias.copy_(old.bias[: num_classes - 1])
+        else:
+            head.bias.zero_()
+    backbone.head = head
+    return head
 
 
 @register

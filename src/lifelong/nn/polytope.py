@@ -20,8 +20,6 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from lifelong.backbones import Backbone
-
 
 def simplex_vertices(num_classes: int) -> torch.Tensor:
     """The ``K = num_classes`` vertices of a centred regular simplex with unit norm, as columns.
@@ -78,21 +76,3 @@ class PolytopeHead(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (B, K) of features ``x`` (B, D)."""
         return F.linear(x, self.weight, self.bias) @ self.vertices
-
-
-def install_polytope_head(backbone: Backbone, num_classes: int) -> PolytopeHead:
-    """Replace ``backbone.head`` (``Linear(D → K)``) by a :class:`PolytopeHead`, in place.
-
-    The projection starts as the first ``K − 1`` rows of the old head (weights and bias): the
-    network computes at initialisation exactly mammoth's ``net(x)[:, :-1] @ simplex``.
-    """
-    old = backbone.head
-    head = PolytopeHead(old.in_features, num_classes).to(old.weight.device)
-    with torch.no_grad():
-        head.weight.copy_(old.weight[: num_classes - 1])
-        if old.bias is not None:
-            head.bias.copy_(old.bias[: num_classes - 1])
-        else:
-            head.bias.zero_()
-    backbone.head = head
-    return head

@@ -14,9 +14,9 @@ from lifelong.losses.xder import (
     transplant_logits,
 )
 from lifelong.methods.base import Method, MethodContext, register
+from lifelong.methods.rpc import install_polytope_head
 from lifelong.methods.xder.config import XDERConfig
 from lifelong.methods.xder.memory import LogitMemory
-from lifelong.nn.polytope import install_polytope_head
 from lifelong.ssl.augment import CommonAugment, SSLAugmentConfig
 from lifelong.types import Batch, StepOutput
 
