@@ -255,18 +255,27 @@ def _paper_cell(paper: tuple[float, float, bool] | None) -> str:
     return f"{paper[0]:.2f} ± {paper[1]:.2f}" + ("" if paper[2] else "†")
 
 
-def table(rows: list[tuple[str, str, int, float, float]], presets: tuple[str, ...]) -> str:
-    """Markdown: one row per preset; per dataset ours (mean ± std, n) | paper | Δ | ok?."""
+def table(
+    rows: list[tuple[str, str, int, float, float]],
+    presets: tuple[str, ...],
+    paper_values: dict[tuple[str, str], tuple[float, float, bool]] | None = None,
+    datasets: tuple[str, ...] = DATASETS,
+) -> str:
+    """Markdown: one row per preset; per dataset ours (mean ± std, n) | paper | Δ | ok?.
+
+    ``paper_values`` defaults to the DER paper's (``PAPER``).
+    """
+    paper_values = PAPER if paper_values is None else paper_values
     by_key: dict[tuple[str, str], list[float]] = {}
     for dataset, preset, _seed, acc, _sec in rows:
         by_key.setdefault((dataset, preset), []).append(acc)
-    header = "| method | " + " | ".join(f"{d} ours | {d} paper | Δ | ok?" for d in DATASETS) + " |"
-    lines = [header, "|" + "---|" * (1 + 4 * len(DATASETS))]
+    header = "| method | " + " | ".join(f"{d} ours | {d} paper | Δ | ok?" for d in datasets) + " |"
+    lines = [header, "|" + "---|" * (1 + 4 * len(datasets))]
     for preset in presets:
         cells = []
-        for dataset in DATASETS:
+        for dataset in datasets:
             values = by_key.get((dataset, preset), [])
-            paper = PAPER.get((dataset, preset))
+            paper = paper_values.get((dataset, preset))
             if not values:
                 cells += ["–", _paper_cell(paper), "–", "–"]
                 continue
