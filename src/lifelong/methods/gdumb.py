@@ -15,7 +15,7 @@ from lifelong.buffers.class_balanced import ClassBalancedBuffer
 from lifelong.data.stream import Experience
 from lifelong.errors import ConfigError, NonFiniteLossError
 from lifelong.methods.base import Method, MethodContext, register
-from lifelong.methods.rehearsal import RehearsalConfig
+from lifelong.methods.rehearsal import RehearsalConfig, replay_fields
 from lifelong.types import Batch, StepOutput
 
 logger = logging.getLogger(__name__)
@@ -154,13 +154,8 @@ class GDumb(Method):
     def __init__(self, cfg: GDumbConfig, ctx: MethodContext) -> None:
         super().__init__(cfg, ctx)
         self.cfg: GDumbConfig = cfg
-        stored_dtype = torch.uint8 if ctx.transform.augments else torch.float32
-        fields = {
-            "x": (ctx.image_shape, stored_dtype),
-            "y": ((), torch.int64),
-            "experience": ((), torch.int64),
-        }
-        self.buffer = ClassBalancedBuffer(cfg.buffer_size, fields, ctx.generator).to(ctx.device)
+        memory = ClassBalancedBuffer(cfg.buffer_size, replay_fields(ctx), ctx.generator)
+        self.buffer = memory.to(ctx.device)
         self.initial_net = copy.deepcopy(self.net).requires_grad_(False)
 
     def observe(self, batch: Batch) -> StepOutput:

@@ -11,7 +11,7 @@ from torch.func import functional_call, grad, vmap
 from lifelong.buffers.gss import EMPTY_BUFFER_SCORE, GSSBuffer, gss_scores
 from lifelong.errors import ConfigError
 from lifelong.methods.base import Method, MethodContext, register
-from lifelong.methods.rehearsal import RehearsalConfig, with_replay
+from lifelong.methods.rehearsal import RehearsalConfig, replay_fields, with_replay
 from lifelong.types import Batch, StepOutput
 
 
@@ -65,13 +65,7 @@ class GSS(Method):
     def __init__(self, cfg: GSSConfig, ctx: MethodContext) -> None:
         super().__init__(cfg, ctx)
         self.cfg: GSSConfig = cfg
-        stored = torch.uint8 if ctx.transform.augments else torch.float32
-        fields = {
-            "x": (ctx.image_shape, stored),
-            "y": ((), torch.int64),
-            "experience": ((), torch.int64),
-        }
-        self.buffer = GSSBuffer(cfg.buffer_size, fields, ctx.generator).to(ctx.device)
+        self.buffer = GSSBuffer(cfg.buffer_size, replay_fields(ctx), ctx.generator).to(ctx.device)
 
     def observe(self, batch: Batch) -> StepOutput:
         """``batch_num`` replay steps, then offer the batch scored by gradient diversity."""

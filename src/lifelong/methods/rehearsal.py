@@ -31,25 +31,31 @@ class RehearsalConfig(MethodConfig):
             raise ConfigError(f"method.minibatch_size must be positive, got {self.minibatch_size}")
 
 
+def replay_fields(ctx: MethodContext) -> dict[str, FieldSpec]:
+    """The fields every replay memory stores: the un-augmented input, its label, its experience.
+
+    Inputs are stored as the loop's ``Batch.x_clean``: uint8 when the stream augments, else
+    normalised float32 (four times the memory, no re-normalisation per replayed item).
+    """
+    stored_dtype = torch.uint8 if ctx.transform.augments else torch.float32
+    return {
+        "x": (ctx.image_shape, stored_dtype),
+        "y": ((), torch.int64),
+        "experience": ((), torch.int64),
+    }
+
+
 def rehearsal_buffer(
     ctx: MethodContext,
     capacity: int,
     logits: bool,
     extra: Mapping[str, FieldSpec] | None = None,
 ) -> TensorBuffer:
-    """A reservoir buffer of un-augmented inputs, labels, experience ids and optional fields.
-
-    Inputs are stored as the loop's ``Batch.x_clean``: uint8 when the stream augments, else
-    normalised float32 (four times the memory, no re-normalisation per replayed item).
+    """A reservoir buffer of :func:`replay_fields` and optional fields.
 
     ``logits`` adds the network's logits; ``extra`` adds fields as name → (item shape, dtype).
     """
-    stored_dtype = torch.uint8 if ctx.transform.augments else torch.float32
-    fields: dict[str, FieldSpec] = {
-        "x": (ctx.image_shape, stored_dtype),
-        "y": ((), torch.int64),
-        "experience": ((), torch.int64),
-    }
+    fields = replay_fields(ctx)
     if logits:
         fields["logits"] = ((ctx.num_classes,), torch.float32)
     fields.update(extra or {})
