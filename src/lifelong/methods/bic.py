@@ -151,11 +151,7 @@ class BiC(ICaRL):
         """Step on lambda L_d + (1 - lambda) CE on the kept batch ∪ due training exemplars."""
         self.seen_classes[batch.y] = True
         keep = self.not_held_out(batch.x_clean)
-        x, y = batch.x[keep], batch.y[keep]
-        index = self.exemplars_for_step(len(batch.y)).to(self.exemplar_y.device)
-        if len(index) > 0:
-            x = torch.cat([x, self.augment(self.exemplar_x[index])])
-            y = torch.cat([y, self.exemplar_y[index]])
+        x, y = self.with_exemplars(batch.x[keep], batch.y[keep], len(batch.y))
         if len(y) == 0:
             return StepOutput(torch.zeros((), device=batch.y.device), {})
         self.optimizer.zero_grad(set_to_none=True)

@@ -128,14 +128,20 @@ class ICaRL(Method):
         self.replayed = due
         return index
 
+    def with_exemplars(
+        self, x: torch.Tensor, y: torch.Tensor, batch_size: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``([x; augment(x_ex)], [y; y_ex])`` with the exemplars due for a batch of this size."""
+        index = self.exemplars_for_step(batch_size).to(self.exemplar_y.device)
+        if len(index) == 0:
+            return x, y
+        x_ex = self.augment(self.exemplar_x[index])
+        return torch.cat([x, x_ex]), torch.cat([y, self.exemplar_y[index]])
+
     def observe(self, batch: Batch) -> StepOutput:
         """Minimise the iCaRL loss on the batch plus the exemplars due at this step."""
         self.seen_classes[batch.y] = True  # also when a stream's classes are not announced
-        x, y = batch.x, batch.y
-        index = self.exemplars_for_step(len(batch.y)).to(self.exemplar_y.device)
-        if len(index) > 0:
-            x = torch.cat([x, self.augment(self.exemplar_x[index])])
-            y = torch.cat([y, self.exemplar_y[index]])
+        x, y = self.with_exemplars(batch.x, batch.y, len(batch.y))
         self.optimizer.zero_grad(set_to_none=True)
         logits = self.net(x)
         old_logits = None

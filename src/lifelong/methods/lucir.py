@@ -126,11 +126,7 @@ class LUCIR(ICaRL):
     def observe(self, batch: Batch) -> StepOutput:
         """CE(sigma cos) + lambda (1 - cos(f*, f)) + lambda_mr L_mr on batch ∪ due exemplars."""
         self.seen_classes[batch.y] = True
-        x, y = batch.x, batch.y
-        index = self.exemplars_for_step(len(batch.y)).to(self.exemplar_y.device)
-        if len(index) > 0:
-            x = torch.cat([x, self.augment(self.exemplar_x[index])])
-            y = torch.cat([y, self.exemplar_y[index]])
+        x, y = self.with_exemplars(batch.x, batch.y, len(batch.y))
         self.optimizer.zero_grad(set_to_none=True)
         features = self.net.features(x)
         incremental = bool(self.has_old_net)
