@@ -1,4 +1,4 @@
-"""The command line: ``lifelong run | list | report | compare | pretrain | sweep | cssl | bir``.
+"""The command line: ``lifelong run | list | report | compare | sweep | reproduce | ...``.
 
 ``main(argv)`` returns the exit code.
 """
@@ -51,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from lifelong.cli.cssl import command_cssl
 
             return command_cssl(args)
+        if args.command == "reproduce":
+            from lifelong.cli.reproduce_command import command_reproduce
+
+            return command_reproduce(args)
         if args.command == "bir":
             from lifelong.cli.bir import command_bir
 

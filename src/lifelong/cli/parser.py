@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     from lifelong.cli.bir import add_bir_parser
 
     add_bir_parser(sub)
+    from lifelong.cli.reproduce_command import add_reproduce_parser
+
+    add_reproduce_parser(sub)
     return parser
 
 

@@ -116,11 +116,13 @@ def execute(
     tensorboard: bool = True,
     pdf: bool = False,
     visdom: bool = False,
+    plots: bool = True,
 ) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir`` (resuming from its checkpoint if asked); return results.
 
     With ``pdf`` the run's PDF report (:mod:`lifelong.reporting.pdf_report`) is written at the end;
-    with ``visdom`` the step logs and accuracies also go to a running visdom server.
+    with ``visdom`` the step logs and accuracies also go to a running visdom server; without
+    ``plots`` no PNG is drawn (``lifelong reproduce --smoke`` runs hundreds of tiny runs).
     """
     live = VisdomPlot(env=run_dir.name) if visdom else None
     check_destination(run_dir, resume)
@@ -136,7 +138,8 @@ def execute(
             raise NonFiniteLossError(f"{err}; {what_is_kept(run_dir)}") from err
         results = results_dict(state, len(built.stream), raw_config)
         write_results(run_dir / RESULTS, results)
-        write_plots(results, run_dir)
+        if plots:
+            write_plots(results, run_dir)
         if pdf:
             write_run_pdf(run_dir, results, built.method, cfg.seed)
     return results

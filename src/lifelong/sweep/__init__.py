@@ -46,7 +46,7 @@ population std where we report the sample std.
 """
 
 from lifelong.sweep.children import SweepStoppedError, raise_on_termination
-from lifelong.sweep.plan import Sweep, Trial, completed_results, load_sweep
+from lifelong.sweep.plan import Sweep, Trial, completed_results, load_sweep, plan_sweep
 from lifelong.sweep.runner import Attempt, check_backend, run_once, run_sweep
 from lifelong.sweep.summary import summarize, summary_table, write_summary
 
@@ -58,6 +58,7 @@ __all__ = [
     "check_backend",
     "completed_results",
     "load_sweep",
+    "plan_sweep",
     "raise_on_termination",
     "run_once",
     "run_sweep",

@@ -233,7 +233,24 @@ def load_sweep(path: Path, out: Path | None = None) -> Sweep:
         ConfigError: naming the file, the place in it and the problem.
         RunDirError: if a finished run in the output folder has another configuration.
     """
-    data = _load(path)
+    return plan_sweep(_load(path), path, out)
+
+
+def plan_sweep(data: Raw, path: Path, out: Path | None = None) -> Sweep:
+    """Validate a sweep's mapping and resolve every trial's config without running it.
+
+    :func:`load_sweep` reads the mapping from a file; ``lifelong reproduce`` builds it from a
+    ledger row.
+
+    Args:
+        data: The sweep (``common``, ``experiments``, ``hyperparams_search``, ``seeds``, ``out``).
+        path: Where the sweep came from, named in error messages and the summary's title.
+        out: Output folder overriding ``data["out"]``.
+
+    Raises:
+        ConfigError: naming ``path``, the place in the sweep and the problem.
+        RunDirError: if a finished run in the output folder has another configuration.
+    """
     seeds = _seeds(path, "seeds", data.get("seeds", [0]))
     common_preset, common = _params(path, "common", data.get("common"))
     grid = _grid(path, "hyperparams_search", data.get("hyperparams_search"))
