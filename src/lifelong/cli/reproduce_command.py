@@ -43,7 +43,9 @@ def add_reproduce_parser(sub: Any) -> None:
     parser.add_argument("--data-root", "--data_root", help="folder with the row's dataset")
     parser.add_argument("--out", type=Path, help=f"where the runs go (default {DEFAULT_OUT})")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda with --gpu-rows)")
-    parser.add_argument("--jobs", type=int, default=1, help="seeds at a time (local backend)")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="seeds (--smoke: rows) at a time, one thread each"
+    )
     parser.add_argument("--backend", choices=["local", "ray"], default="local")
     parser.add_argument("--ledger", type=Path, help="ledger file (default: the shipped one)")
     parser.add_argument(
@@ -116,27 +118,24 @@ def _smoke_folder(out: Path | None) -> Iterator[Path]:
 
 
 def _smoke(rows: tuple[Any, ...], args: argparse.Namespace) -> int:
-    """Smoke-run every row in this process; every failure is listed, none stops the others."""
-    from lifelong.reproduce import smoke_row
+    """Smoke-run every row; every failure is listed, none stops the others."""
+    from lifelong.reproduce.runner import smoke_rows
 
     if args.data_root is not None:
         log.info("--smoke writes its own tiny data; --data-root %s is not used", args.data_root)
-    device = args.device or "cpu"
     failed = 0
     start = time.perf_counter()
     with _smoke_folder(args.out) as folder:
-        for row in rows:
-            try:
-                done = smoke_row(row, folder, device)
-            except Exception as err:  # a broken row is reported and the others still run
+        for row, done, error in smoke_rows(rows, folder, args.device or "cpu", args.jobs):
+            if done is None:
                 failed += 1
-                message = " ".join(str(err).split())[:300]
-                sys.stdout.write(f"{row.id}: SMOKE FAILED: {type(err).__name__}: {message}\n")
-                continue
-            sys.stdout.write(
-                f"{row.id}: smoke ok, {row.protocol} {done.values[0]:.1f} % on tiny data "
-                f"({done.seconds:.1f} s)\n"
-            )
+                sys.stdout.write(f"{row.id}: SMOKE FAILED: {error}\n")
+            else:
+                sys.stdout.write(
+                    f"{row.id}: smoke ok, {row.protocol} {done.values[0]:.1f} % on tiny data "
+                    f"({done.seconds:.1f} s)\n"
+                )
+            sys.stdout.flush()
     seconds = time.perf_counter() - start
     sys.stdout.write(
         f"smoke: {len(rows) - failed} of {len(rows)} rows ran in {seconds:.0f} s on tiny data; "

@@ -178,3 +178,51 @@ def smoke_row(row: Row, workdir: Path, device: str = "cpu") -> Reproduction:
             }
             values.append(_value(row, accuracy))
     return Reproduction(row, seeds, tuple(values), (), time.perf_counter() - start, folder)
+
+
+SmokeOutcome = tuple[Row, Reproduction | None, str]
+"""A row, its smoke run (None when it failed) and the error (empty when it ran)."""
+
+
+def _smoke_group(rows: tuple[Row, ...], workdir: Path, device: str, threads: int) -> list[Any]:
+    """Smoke-run rows that share their runs, one after the other (a worker process's task)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    outcomes: list[SmokeOutcome] = []
+    for row in rows:
+        try:
+            outcomes.append((row, smoke_row(row, workdir, device), ""))
+        except Exception as err:  # a broken row is reported; the others still run
+            message = " ".join(str(err).split())[:300]
+            outcomes.append((row, None, f"{type(err).__name__}: {message}"))
+    return outcomes
+
+
+def smoke_rows(
+    rows: Sequence[Row], workdir: Path, device: str = "cpu", jobs: int = 1
+) -> Iterator[SmokeOutcome]:
+    """Smoke-run every row; yield each outcome as it is known (failures do not stop the rest).
+
+    Rows with the same preset and fields share their run folder and go to the same worker, so two
+    processes never train in one folder; with ``jobs > 1`` the groups run in ``jobs`` processes of
+    one thread each. The tiny data are written before any run starts.
+    """
+    groups: dict[tuple[Any, ...], list[Row]] = {}
+    for row in rows:
+        write_tiny_data(workdir / "data", row.scenario)
+        groups.setdefault((row.preset, row.overrides, row.smoke), []).append(row)
+    tasks = [tuple(group) for group in groups.values()]
+    if jobs == 1:
+        for task in tasks:
+            yield from _smoke_group(task, workdir, device, 0)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = [pool.submit(_smoke_group, task, workdir, device, 1) for task in tasks]
+        for future in as_completed(futures):
+            yield from future.result()

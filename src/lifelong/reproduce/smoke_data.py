@@ -171,7 +171,8 @@ METHOD_FIELDS: dict[str, dict[str, Any]] = {
         name: {"method.simclr_num_aug": 2, "method.simclr_batch_size": 8}
         for name in ("xder", "xder_rpc", "xder_ce")
     },
-    "ar1_star": {"train.iters": 1, "train.checkpoint_every": 400},  # 391 experiences
+    "ar1_star": {"train.iters": 1},  # 391 experiences
+    **{name: {"train.batch_size": 16} for name in ("bir", "bir_si", "gr")},  # replays a batch
 }
 """A method's own inner loops, shortened for a smoke run (by the resolved ``method.name``)."""
 
@@ -182,6 +183,7 @@ def smoke_overrides(config: Raw) -> list[tuple[str, Any]]:
         ("train.iters", SMOKE_ITERS),
         ("train.progress", False),
         ("train.evaluate_future", False),
+        ("train.checkpoint_every", 100_000),  # the last experience's checkpoint only
     ]
     overrides += METHOD_FIELDS.get(str(config["method"]["name"]), {}).items()
     backbone = config.get("backbone", {})
@@ -189,6 +191,8 @@ def smoke_overrides(config: Raw) -> list[tuple[str, Any]]:
         overrides.append(("backbone.nf", 4))
     if backbone.get("name") == "mobilenet_v1":
         overrides.append(("backbone.width", 0.25))
+    if config["dataset"]["name"] == "seq-tinyimg":
+        overrides.append(("dataset.image_size", 32))
     if str(config["dataset"]["name"]).startswith("gcil-"):
         overrides += [("dataset.n_experiences", 4), ("dataset.gcil_samples_per_phase", 60)]
     return overrides
