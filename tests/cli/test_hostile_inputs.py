@@ -57,6 +57,8 @@ RESULTS_WITHOUT_SUMMARY = json.dumps(
     }
 )
 """A results file of one experience whose protocol lacks its summary."""
+LEDGER_ROW = "rows:\n- {id: x, paper: p, table: t, value: 1, std: 0, verified: maybe}\n"
+"""A ledger row with a bad field (and missing ones)."""
 
 
 def poisoned_checkpoint() -> bytes:
@@ -186,6 +188,51 @@ ROWS: dict[str, Row] = {
         "argparse.Namespace",
         {"copy/checkpoint.pt": poisoned_checkpoint},
         copy_run=True,
+    ),
+    # 11. lifelong reproduce: rows, ledgers, results files, seeds and data roots
+    "reproduce-no-mode": Row(("reproduce",), "give row ids"),
+    "reproduce-two-modes": Row(("reproduce", "--list", "--table"), "exactly one"),
+    "reproduce-unknown-row": Row(("reproduce", "der-seq-mnist-er-20"), "der-seq-mnist-er-200"),
+    "reproduce-bad-seeds": Row(
+        ("reproduce", "der-seq-mnist-er-200", "--seeds", "-1", "--data-root", "{tmp}"), "--seeds"
+    ),
+    "reproduce-no-data-root": Row(("reproduce", "der-seq-mnist-er-200"), "--data-root"),
+    "reproduce-missing-data-root": Row(
+        ("reproduce", "der-seq-mnist-er-200", "--data-root", "{tmp}/no", "--out", "{tmp}/o"),
+        "not a folder",
+    ),
+    "reproduce-empty-data-root": Row(
+        ("reproduce", "der-seq-mnist-er-200", "--data-root", "{tmp}/d", "--out", "{tmp}/o"),
+        "MNIST",
+        {"d/readme.txt": "no dataset here\n"},
+    ),
+    "reproduce-bad-jobs": Row(("reproduce", "--all", "--smoke", "--jobs", "0"), "--jobs"),
+    "reproduce-ledger-row": Row(
+        ("reproduce", "--list", "--ledger", "{tmp}/l.yaml"), "row 'x'", {"l.yaml": LEDGER_ROW}
+    ),
+    "reproduce-ledger-list": Row(
+        ("reproduce", "--list", "--ledger", "{tmp}/l.yaml"), "rows:", {"l.yaml": "- id: x\n"}
+    ),
+    "reproduce-ledger-bomb": Row(
+        ("reproduce", "--list", "--ledger", "{tmp}/bomb.yaml"), "alias", {"bomb.yaml": BOMB}
+    ),
+    "reproduce-ledger-missing": Row(
+        ("reproduce", "--list", "--ledger", "{tmp}/none.yaml"), "none.yaml"
+    ),
+    "reproduce-results-malformed": Row(
+        ("reproduce", "--table", "--results", "{tmp}/r.yaml"), "results file", {"r.yaml": "a: 5\n"}
+    ),
+    "reproduce-results-not-utf8": Row(
+        ("reproduce", "--table", "--results", "{tmp}/r.yaml"), "UTF-8", {"r.yaml": NOT_UTF8}
+    ),
+    "reproduce-results-folder": Row(
+        ("reproduce", "der-seq-mnist-er-200", "--data-root", "{tmp}", "--results", "{tmp}"),
+        "folder",
+    ),
+    **(
+        {}
+        if torch.cuda.is_available()
+        else {"reproduce-gpu-rows-no-cuda": Row(("reproduce", "--gpu-rows"), "CUDA")}
     ),
 }
 
