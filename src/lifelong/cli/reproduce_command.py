@@ -34,6 +34,11 @@ def add_reproduce_parser(sub: Any) -> None:
     what.add_argument("--gpu-rows", action="store_true", help="every row that needs a GPU")
     what.add_argument("--list", action="store_true", help="print the ledger with each status")
     what.add_argument("--table", action="store_true", help="print the ledger as Markdown")
+    parser.add_argument(
+        "--short",
+        action="store_true",
+        help="with --table: only the rows judged against verified values, and the misses",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds to run (default: the row's)")
     parser.add_argument(
         "--smoke",
@@ -84,9 +89,11 @@ def command_reproduce(args: argparse.Namespace) -> int:
     rows = load_ledger(ledger)
     results_file = _results_path(ledger, args.results)
     results = read_results(results_file)
-    if args.list or args.table:
-        render = list_text if args.list else markdown_table
-        sys.stdout.write(render(rows, results, results_file))
+    if args.list:
+        sys.stdout.write(list_text(rows, results, results_file))
+        return 0
+    if args.table:
+        sys.stdout.write(markdown_table(rows, results, results_file, args.short))
         return 0
     if args.seeds is not None:
         check_seeds(args.seeds, "--seeds")

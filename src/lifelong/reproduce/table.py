@@ -42,8 +42,18 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_table(rows: tuple[Row, ...], results: dict[str, Result], results_file: Path) -> str:
-    """One line per row: paper value, ours, Δ, status, and when and where ours was measured."""
+SHORT = ("pass", "fail", "unverified (fail)")
+"""The statuses a short table keeps: decisions against verified values, and misses."""
+
+
+def markdown_table(
+    rows: tuple[Row, ...], results: dict[str, Result], results_file: Path, short: bool = False
+) -> str:
+    """One line per row: paper value, ours, Δ, status, and when and where ours was measured.
+
+    With ``short`` only the rows whose status is in :data:`SHORT` are listed (the tally still
+    counts every row).
+    """
     lines = [
         "| row | paper (table) | protocol | paper | ours | Δ | status | measured |",
         "|---|---|---|---|---|---|---|---|",
@@ -53,6 +63,8 @@ def markdown_table(rows: tuple[Row, ...], results: dict[str, Result], results_fi
         measured = latest(row, results, results_file)
         state = status(row, measured)
         counts[state] += 1
+        if short and state not in SHORT:
+            continue
         when = f"{measured.date}, {measured.machine}" if measured else row.not_measured
         cells = [
             f"`{row.id}`", f"{row.paper} ({row.table})", row.protocol, _paper(row),
