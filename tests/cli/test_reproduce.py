@@ -123,7 +123,7 @@ def test_a_row_whose_preset_breaks_fails_its_smoke_run(
 ) -> None:
     broken = {**TINY, "id": "broken", "overrides": {"method.lr": -1.0}}
     ledger = write_ledger(tmp_path / "ledger.yaml", broken, {**TINY, "id": "fine"})
-    done = cli("reproduce", "broken", "fine", "--smoke", "--ledger", ledger)
+    done = cli("reproduce", "broken", "fine", "--smoke", "--ledger", ledger, "--jobs", "2")
     assert done.code == 1
     assert "broken: SMOKE FAILED: ConfigError" in done.out and "method.lr" in done.out
     assert "fine: smoke ok" in done.out
