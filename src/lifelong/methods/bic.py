@@ -106,9 +106,10 @@ class BiC(ICaRL):
     and iCaRL's herding. At mammoth's rate, 250 full-batch steps move alpha and beta by at most
     0.25 and leave the correction under-fitted (measured on seq-fmnist, seed 0: alpha 0.76,
     beta -0.24, 53.8 % class-IL; converged, beta -2 to -6 and 70.2 %), hence ``bias_lr`` 0.1,
-    at which 250 steps reach the optimum of 2,000 steps at 0.01. Held-out new examples are recognised in the batches by an exact hash of
-    their clean input (the loop owns the data), so a duplicate image is dropped too. The bias
-    layer sees clean (not augmented) validation inputs. Class-IL only.
+    at which 250 steps reach the optimum of 2,000 steps at 0.01. Held-out new examples are
+    recognised in the batches by an exact hash of their clean input (the loop owns the data),
+    so a duplicate image is dropped too. The bias layer sees clean (not augmented) validation
+    inputs. Class-IL only.
     """
 
     name = "bic"
