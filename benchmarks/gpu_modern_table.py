@@ -9,9 +9,9 @@ published std or 3 points, whichever is larger). Each run also reports its wall 
 device memory in ``runs.json``.
 
 Data: CIFAR-10 / CIFAR-100 in the official python-pickle layout and Tiny-ImageNet in its official
-folder layout, one ``--data-root`` each (``--download`` fetches CIFAR where allowed).
+folder layout, one ``--root DATASET=PATH`` each (``--download`` fetches CIFAR where allowed).
 
-``--smoke`` checks the whole path on a CPU in a few minutes (``SMOKE``: one epoch on four classes
+``--smoke`` checks the whole path on a CPU (``SMOKE``: one epoch on four classes
 in two experiences, 32×32 images, a narrow ResNet-18, every 5th test image), on whichever
 datasets have a root (e.g. the Tiny-ImageNet subset in ``../shared/data``); its numbers mean
 nothing.
@@ -44,7 +44,8 @@ SMOKE: dict[str, object] = {
     "dataset": {"classes": [0, 1, 2, 3], "classes_per_experience": 2, "test_subsample": 5},
     "backbone": {"nf": 20},
 }
-"""``--smoke`` overrides of every preset: a minute per run on a CPU."""
+"""``--smoke`` overrides of every preset: about a minute per run on a CPU; GDumb, which still
+makes all its passes over its memory after each experience, takes several."""
 PUBLISHED: dict[tuple[str, str], tuple[float, float, bool]] = {
     # DER paper (Buzzega et al., NeurIPS 2020), Table 2, class-IL: recalled, matching the copy in
     # Co2L (ICCV 2021) Table 1; the paper's own table was not readable from here.
@@ -99,7 +100,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--buffers", type=int, nargs="+", default=list(BUFFERS))
     parser.add_argument("--download", action="store_true", help="fetch CIFAR if missing")
-    parser.add_argument("--smoke", action="store_true", help="a minute per run on the CPU")
+    parser.add_argument("--smoke", action="store_true", help="the CPU check of every run")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/gpu_modern"))
     args = parser.parse_args()
     roots = dict(part.split("=", 1) for part in args.root)
