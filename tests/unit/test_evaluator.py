@@ -103,3 +103,17 @@ def test_task_mask() -> None:
     assert mask[1] == 0 and mask[3] == 0
     assert torch.isinf(mask[[0, 2, 4]]).all()
     assert (mask[[0, 2, 4]] < 0).all()
+
+
+def test_counting_pass_gives_the_confusion_of_the_seen_test_sets() -> None:
+    method = FixedLogits()
+    evaluation = Evaluator(_stream(), 2, torch.device("cpu")).evaluate_counting(
+        method,  # type: ignore[arg-type]
+        upto=None,
+        seen=0,
+    )
+    # experience 0 only: y=0 → 3, y=1 → 1, y=1 → 0 (argmax over all units)
+    assert evaluation.confusion.tolist() == [[0, 0, 0, 1], [1, 1, 0, 0], [0] * 4, [0] * 4]
+    assert evaluation.test_sizes == [3, 4]
+    assert math.isnan(evaluation.top5)  # four classes
+    assert evaluation.rows == Evaluator(_stream(), 2, torch.device("cpu")).evaluate(method)  # type: ignore[arg-type]

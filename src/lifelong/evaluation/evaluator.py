@@ -11,6 +11,7 @@ import torch
 
 from lifelong.data.stream import Experience, Protocol, Stream
 from lifelong.data.tensors import ImageSet
+from lifelong.evaluation.confusion import PredictionTally
 
 
 class Predictor(TypingProtocol):
@@ -50,6 +51,24 @@ def evaluation_mode(method: Predictor) -> Iterator[None]:
 
 
 @dataclass(frozen=True)
+class Evaluation:
+    """One evaluation pass: accuracy rows, and the predictions counted on the seen test sets.
+
+    Attributes:
+        rows: Protocol → accuracy (%) on every experience (NaN for those not tested).
+        confusion: (K, K) counts of true class × predicted class (argmax over all units) on the
+            test sets of the experiences seen so far.
+        top5: Top-5 accuracy (%) on those test sets; NaN with ten classes or fewer.
+        test_sizes: Test examples of every experience of the stream.
+    """
+
+    rows: dict[str, list[float]]
+    confusion: torch.Tensor
+    top5: float
+    test_sizes: list[int]
+
+
+@dataclass(frozen=True)
 class Evaluator:
     """Computes accuracies (in %) on the test sets of a stream.
 
@@ -68,9 +87,16 @@ class Evaluator:
 
     @torch.inference_mode()
     def accuracy(
-        self, method: Predictor, experience: Experience, images: ImageSet | None = None
+        self,
+        method: Predictor,
+        experience: Experience,
+        images: ImageSet | None = None,
+        tally: PredictionTally | None = None,
     ) -> dict[Protocol, float]:
-        """Accuracy on one experience's test set (or ``images``) under every protocol."""
+        """Accuracy on one experience's test set (or ``images``) under every protocol.
+
+        With ``tally`` the argmax predictions over all units are also counted into it.
+        """
         test = experience.test if images is None else images
         correct = dict.fromkeys(self.stream.protocols, 0)
         mask = task_mask(self.stream.num_classes, experience.classes, self.device)
@@ -79,9 +105,12 @@ class Evaluator:
             x = transform.normalize(test.x[start : start + self.batch_size].to(self.device))
             y = test.y[start : start + self.batch_size].to(self.device)
             logits = method.predict(x)
+            predictions = logits.argmax(1)
+            if tally is not None:
+                tally.add(logits, predictions, y)
             for protocol in correct:
-                scores = logits + mask if protocol == "task-il" else logits
-                correct[protocol] += int((scores.argmax(1) == y).sum())
+                chosen = (logits + mask).argmax(1) if protocol == "task-il" else predictions
+                correct[protocol] += int((chosen == y).sum())
         return {p: 100.0 * c / max(len(test), 1) for p, c in correct.items()}
 
     def validate(self, method: Predictor) -> dict[str, list[float]]:
@@ -100,7 +129,23 @@ class Evaluator:
 
         The method is put in eval mode for the evaluation and restored afterwards.
         """
+        return self.evaluate_counting(method, upto).rows
+
+    def evaluate_counting(
+        self, method: Predictor, upto: int | None = None, seen: int | None = None
+    ) -> Evaluation:
+        """As :meth:`evaluate`, also counting the predictions on the test sets of ``0..seen``.
+
+        Args:
+            method: The model to evaluate (eval mode for the pass, its mode restored after).
+            upto: Last experience tested (all when None).
+            seen: Last experience whose test predictions are counted (``upto`` when None);
+                no larger than ``upto``.
+        """
         last = len(self.stream) - 1 if upto is None else upto
+        seen = last if seen is None else min(seen, last)
+        tally = PredictionTally(self.stream.num_classes, self.device)
+        tallied: set[int] = set()
         rows: dict[str, list[float]] = {p: [] for p in self.stream.protocols}
         done: dict[tuple[int, tuple[int, ...]], dict[Protocol, float]] = {}
         with evaluation_mode(method):
@@ -111,8 +156,14 @@ class Evaluator:
                 else:  # experiences sharing one test set (NIC streams) are scored once
                     key = (id(experience.test), experience.classes if "task-il" in rows else ())
                     if key not in done:
-                        done[key] = self.accuracy(method, experience)
+                        counted = experience.id <= seen and id(experience.test) not in tallied
+                        if counted:
+                            tallied.add(id(experience.test))
+                        done[key] = self.accuracy(
+                            method, experience, tally=tally if counted else None
+                        )
                     accs = done[key]
                 for protocol, value in accs.items():
                     rows[protocol].append(value)
-        return rows
+        sizes = [len(experience.test) for experience in self.stream]
+        return Evaluation(rows, tally.confusion(), tally.top_k_accuracy(), sizes)

@@ -43,6 +43,32 @@ def forgetting(matrix: np.ndarray) -> float:
     return float(np.mean(drops))
 
 
+def forgetting_per_experience(matrix: np.ndarray) -> list[float]:
+    """Forgetting of each experience j at the last trained row t: max_{i<t} R[i,j] - R[t,j].
+
+    NaN for the experiences not trained before the last one (j >= t).
+    """
+    t = _last_row(matrix)
+    return [
+        float(np.max(matrix[j:t, j]) - matrix[t, j]) if j < t else float("nan")
+        for j in range(matrix.shape[1])
+    ]
+
+
+def stream_accuracy(matrix: np.ndarray, sizes: np.ndarray) -> float:
+    """Accuracy on the union of the seen test sets: the last row weighted by test-set sizes.
+
+    Args:
+        matrix: The accuracy matrix.
+        sizes: Test examples of each experience (equal sizes give :func:`average_accuracy`).
+    """
+    t = _last_row(matrix)
+    weights = np.asarray(sizes[: t + 1], dtype=float)
+    if weights.sum() == 0:
+        return float("nan")
+    return float(np.sum(matrix[t, : t + 1] * weights) / weights.sum())
+
+
 def backward_transfer(matrix: np.ndarray) -> float:
     """BWT (Lopez-Paz & Ranzato, 2017): mean over j < t of R[t, j] - R[j, j]."""
     t = _last_row(matrix)
@@ -72,14 +98,16 @@ class Summary:
     forgetting: float
     backward_transfer: float
     forward_transfer: float
+    stream_accuracy: float
 
 
-def summarize(matrix: np.ndarray, initial: np.ndarray) -> Summary:
-    """All metrics of one accuracy matrix."""
+def summarize(matrix: np.ndarray, initial: np.ndarray, sizes: np.ndarray | None = None) -> Summary:
+    """All metrics of one accuracy matrix (``sizes``: test examples per experience, or equal)."""
     return Summary(
         average_accuracy(matrix),
         average_incremental_accuracy(matrix),
         forgetting(matrix),
         backward_transfer(matrix),
         forward_transfer(matrix, initial),
+        stream_accuracy(matrix, np.ones(matrix.shape[1]) if sizes is None else sizes),
     )

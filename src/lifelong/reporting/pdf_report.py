@@ -23,6 +23,8 @@ from lifelong.checkpoint import atomic_write_bytes
 from lifelong.reporting.results import matrix_of
 
 REPORT_NAME = "report.pdf"
+NOT_LOSSES = {"kind", "step", "experience", "epoch", "lr", "seconds"}
+"""Keys of a step record that are not loss terms."""
 
 
 @runtime_checkable
@@ -116,9 +118,7 @@ def _accuracy_page(plt: Any, matrix: np.ndarray, protocol: str) -> Any:
 
 def _loss_page(plt: Any, steps: list[dict[str, Any]]) -> Any:
     """The logged loss and its terms over steps; dashed lines where an experience starts."""
-    names = sorted(
-        {key for record in steps for key in record} - {"kind", "step", "experience", "epoch"}
-    )
+    names = sorted({key for record in steps for key in record} - NOT_LOSSES)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name in names:
         points = [(r["step"], r[name]) for r in steps if name in r and math.isfinite(r[name])]

@@ -11,10 +11,23 @@ import numpy as np
 
 from lifelong.checkpoint import atomic_write_text
 from lifelong.errors import RunDirError, UserError, quoted
-from lifelong.evaluation.metrics import Summary, summarize
+from lifelong.evaluation.metrics import Summary, forgetting_per_experience, summarize
 
-SUMMARY_FIELDS = tuple(field.name for field in dataclasses.fields(Summary))
-"""The summary metrics of each protocol."""
+TOP5 = "top5_accuracy"
+SUMMARY_FIELDS = (*(field.name for field in dataclasses.fields(Summary)), TOP5)
+"""The summary metrics of each protocol (``top5_accuracy``: null with ten classes or fewer, and
+under task-IL)."""
+REQUIRED_SUMMARY_FIELDS = SUMMARY_FIELDS[:5]
+"""The summary metrics every results file holds (older files lack the others)."""
+COST_FIELDS = (
+    "train_seconds",
+    "eval_seconds",
+    "train_images",
+    "images_per_second",
+    "peak_rss_mib",
+    "peak_device_mib",
+)
+"""The run's cost in ``results.json``'s ``cost`` (totals; the peaks are maxima)."""
 
 
 class RunProgress(Protocol):
@@ -32,36 +45,78 @@ class RunProgress(Protocol):
     def seconds(self) -> list[float]: ...  # noqa: D102
     @property
     def validation(self) -> dict[str, list[float]]: ...  # noqa: D102
+    @property
+    def eval_seconds(self) -> list[float]: ...  # noqa: D102
+    @property
+    def images(self) -> list[int]: ...  # noqa: D102
+    @property
+    def peak_rss_mib(self) -> list[float]: ...  # noqa: D102
+    @property
+    def peak_device_mib(self) -> list[float]: ...  # noqa: D102
+    @property
+    def per_class(self) -> list[list[float]]: ...  # noqa: D102
+    @property
+    def top5(self) -> list[float]: ...  # noqa: D102
+    @property
+    def test_sizes(self) -> list[int]: ...  # noqa: D102
 
 
 def results_dict(
     state: RunProgress, num_experiences: int, config: dict[str, Any]
 ) -> dict[str, Any]:
     """The JSON-ready results of a (possibly partial) run."""
+    sizes = np.asarray(state.test_sizes, dtype=float) if state.test_sizes else None
+    top5 = state.top5[-1] if state.top5 else float("nan")
     protocols = {}
     for protocol, rows in state.rows.items():
         matrix = np.full((num_experiences, num_experiences), np.nan)
         matrix[: len(rows)] = np.asarray(rows, dtype=float)
         initial = np.asarray(state.initial.get(protocol, [np.nan] * num_experiences), dtype=float)
-        summary = dataclasses.asdict(summarize(matrix, initial))
+        summary = dataclasses.asdict(summarize(matrix, initial, sizes))
+        summary[TOP5] = float("nan") if protocol == "task-il" else top5
         protocols[protocol] = {
             "matrix": _json_floats(matrix.tolist()),
             "initial": _json_floats(initial.tolist()),
             "summary": _json_floats(summary),
+            "forgetting_per_experience": _json_floats(forgetting_per_experience(matrix)),
         }
     validation = {
         protocol: {"accuracies": values, "average_accuracy": float(np.mean(values))}
         for protocol, values in state.validation.items()
     }
+    counted = next((p for p in state.rows if p != "task-il"), None)
     return {
         "completed": state.next_experience == num_experiences,
         "experiences_trained": state.next_experience,
         "num_experiences": num_experiences,
         "steps": state.step,
         "train_seconds": state.seconds,
+        "eval_seconds": state.eval_seconds,
+        "train_images": state.images,
+        "cost": _json_floats(cost_summary(state)),
+        "test_sizes": state.test_sizes,
         "protocols": protocols,
         **({"validation": validation} if validation else {}),
+        **(
+            {"per_class_accuracy": {"protocol": counted, "after": _json_floats(state.per_class)}}
+            if counted and state.per_class
+            else {}
+        ),
         "config": config,
+    }
+
+
+def cost_summary(state: RunProgress) -> dict[str, float | None]:
+    """Totals of the run's cost (see :data:`COST_FIELDS`); NaN for what was not measured."""
+    train = float(sum(state.seconds))
+    images = int(sum(state.images))
+    return {
+        "train_seconds": train,
+        "eval_seconds": float(sum(state.eval_seconds)) if state.eval_seconds else float("nan"),
+        "train_images": images,
+        "images_per_second": images / train if images and train > 0 else float("nan"),
+        "peak_rss_mib": max(state.peak_rss_mib, default=float("nan")),
+        "peak_device_mib": max(state.peak_device_mib) if state.peak_device_mib else None,
     }
 
 
@@ -141,10 +196,15 @@ def results_problem(data: Any) -> str | None:
         ):
             return f"protocol {quoted(protocol)} needs a square 'matrix' of numbers or null"
         summary = entry.get("summary")
-        if not isinstance(summary, dict) or not all(
-            name in summary and _is_number(summary[name], True) for name in SUMMARY_FIELDS
+        if (
+            not isinstance(summary, dict)
+            or not all(name in summary for name in REQUIRED_SUMMARY_FIELDS)
+            or not all(_is_number(summary.get(name), True) for name in SUMMARY_FIELDS)
         ):
             return f"protocol {quoted(protocol)} needs a 'summary' of {', '.join(SUMMARY_FIELDS)}"
+    problem = _added_fields_problem(data)
+    if problem:
+        return problem
     config = data.get("config")
     if not isinstance(config, dict):
         return "'config' must hold the run's configuration"
@@ -152,6 +212,30 @@ def results_problem(data: Any) -> str | None:
         values = config.get(section)
         if not isinstance(values, dict) or not isinstance(values.get("name"), str):
             return f"'config' must name the run's {section} ({section}.name)"
+    return None
+
+
+def _added_fields_problem(data: dict[str, Any]) -> str | None:
+    """What is wrong with the fields newer runs add (cost, evaluation time, per-class accuracy).
+
+    Older files lack them and stay valid; a file that has them must hold what the report reads.
+    """
+    for key in ("eval_seconds", "train_images", "test_sizes"):
+        values = data.get(key, [])
+        if not isinstance(values, list) or not all(_is_number(v) for v in values):
+            return f"{key!r} must be a list of numbers"
+    cost = data.get("cost", {})
+    if not isinstance(cost, dict) or not all(_is_number(cost.get(k), True) for k in COST_FIELDS):
+        return f"'cost' must map {', '.join(COST_FIELDS)} to numbers or null"
+    per_class = data.get("per_class_accuracy", {"protocol": "", "after": []})
+    rows = per_class.get("after") if isinstance(per_class, dict) else None
+    if (
+        not isinstance(per_class, dict)
+        or not isinstance(per_class.get("protocol"), str)
+        or not isinstance(rows, list)
+        or not all(isinstance(r, list) and all(_is_number(v, True) for v in r) for r in rows)
+    ):
+        return "'per_class_accuracy' must hold a protocol and rows of numbers or null"
     return None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ class RunLogger:
         self.log_every = log_every
         self.global_step = 0
         self._pending: list[StepOutput] = []
+        self._lr: float | None = None
+        self._since = time.perf_counter()
         self._writer: Any = None
         self._tensorboard = tensorboard and run_dir is not None
         self._jsonl = None if run_dir is None else (run_dir / "metrics.jsonl").open("a")
@@ -56,12 +59,21 @@ class RunLogger:
             )
         return self._writer
 
-    def step(self, out: StepOutput, experience: int, epoch: int) -> None:
-        """Record one step's output (no host-device synchronisation)."""
+    def step(self, out: StepOutput, experience: int, epoch: int, lr: float | None = None) -> None:
+        """Record one step's output (no host-device synchronisation) and the learning rate."""
         self._pending.append(out)
+        self._lr = lr
         self.global_step += 1
         if len(self._pending) >= self.log_every:
             self.flush(experience, epoch)
+
+    def restart_clock(self) -> None:
+        """Start the ``seconds`` of the next step record now.
+
+        The loop calls it as each experience's training starts, so evaluation and checkpoint
+        time stay out of the step records.
+        """
+        self._since = time.perf_counter()
 
     def flush(self, experience: int, epoch: int) -> None:
         """Average the pending steps, check them for NaN/inf, and write one record."""
@@ -82,6 +94,8 @@ class RunLogger:
             "loss": values[0],
         }
         record.update(zip(names, values[1:], strict=True))
+        now = time.perf_counter()
+        record["lr"], record["seconds"], self._since = self._lr, now - self._since, now
         if not math.isfinite(values[0]):
             raise NonFiniteLossError(
                 f"the loss became {values[0]} at step {self.global_step} "

@@ -36,6 +36,7 @@ from lifelong.reporting.pdf_report import (
 from lifelong.reporting.report import write_plots
 from lifelong.reporting.results import read_results, results_dict, write_results
 from lifelong.reporting.run_logger import RunLogger, truncate_metrics
+from lifelong.reporting.tables import write_confusion, write_run_tables
 from lifelong.running.run_dir import (
     CHECKPOINT,
     RESULTS,
@@ -232,8 +233,10 @@ def boundary_writer(
 ) -> Callable[[FitState], None]:
     """The experience-boundary callback: when due, write the checkpoint, then partial results.
 
-    A checkpoint is due every ``checkpoint_interval`` experiences, at the first boundary
-    ``cfg.checkpoint_minutes`` after the previous one, and always after the last experience. A
+    The confusion counts of every experience go to ``confusion/after_<k>.csv``. A checkpoint
+    (with ``results.json`` and the CSV tables) is due every ``checkpoint_interval``
+    experiences, at the first boundary ``cfg.checkpoint_minutes`` after the previous one, and
+    always after the last experience. A
     resumed run restarts from the last checkpoint and repeats the experiences after it; with
     the saved generator state it ends as an uninterrupted run would.
 
@@ -251,6 +254,8 @@ def boundary_writer(
     def on_boundary(state: FitState) -> None:
         nonlocal last_done, last_time
         done = state.next_experience
+        if state.confusion:
+            write_confusion(run_dir, done, state.confusion)
         late = time.monotonic() - last_time >= 60 * cfg.checkpoint_minutes
         if done < total and done - last_done < interval and not late:
             return
@@ -261,7 +266,9 @@ def boundary_writer(
             "state": dataclasses.asdict(state),
         }
         save_checkpoint(run_dir / CHECKPOINT, payload)
-        write_results(run_dir / "results.json", results_dict(state, total, raw_config))
+        results = results_dict(state, total, raw_config)
+        write_results(run_dir / RESULTS, results)
+        write_run_tables(results, run_dir)
         last_done, last_time = done, time.monotonic()
 
     return on_boundary

@@ -22,9 +22,11 @@ from lifelong.data.stream import Experience, Stream
 from lifelong.data.tensors import ImageSet
 from lifelong.data.transforms import ImageTransform
 from lifelong.errors import ConfigError
-from lifelong.evaluation.evaluator import Evaluator
+from lifelong.evaluation.confusion import per_class_accuracy
+from lifelong.evaluation.evaluator import Evaluation, Evaluator
 from lifelong.methods.base import EpochNeed, Method
 from lifelong.reporting.run_logger import RunLogger
+from lifelong.running.cost import ExperienceCost, peak_device_mib, peak_rss_mib
 from lifelong.types import Batch
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,16 @@ class FitState:
         seconds: Training wall time of each trained experience.
         validation: Protocol → accuracies on each experience's validation set after the last
             experience (empty without validation sets).
+        eval_seconds: Evaluation wall time after each trained experience.
+        images: Training images fed to ``observe`` during each trained experience.
+        peak_rss_mib: Peak process memory (RSS, MiB) of the process after each experience.
+        peak_device_mib: Peak CUDA memory (MiB) after each experience (empty on the CPU).
+        per_class: Accuracy (%) of every class after each experience (argmax over all units,
+            on the test sets seen so far; NaN for classes not tested yet).
+        top5: Top-5 accuracy (%) on the seen test sets after each experience (NaN with ten
+            classes or fewer).
+        confusion: Confusion counts (true × predicted) after the last trained experience.
+        test_sizes: Test examples of every experience.
     """
 
     next_experience: int = 0
@@ -50,6 +62,14 @@ class FitState:
     step: int = 0
     seconds: list[float] = field(default_factory=list)
     validation: dict[str, list[float]] = field(default_factory=dict)
+    eval_seconds: list[float] = field(default_factory=list)
+    images: list[int] = field(default_factory=list)
+    peak_rss_mib: list[float] = field(default_factory=list)
+    peak_device_mib: list[float] = field(default_factory=list)
+    per_class: list[list[float]] = field(default_factory=list)
+    top5: list[float] = field(default_factory=list)
+    confusion: list[list[int]] = field(default_factory=list)
+    test_sizes: list[int] = field(default_factory=list)
 
 
 def training_inputs(
@@ -175,8 +195,12 @@ def train_experience(
     logger: RunLogger,
     generator: torch.Generator,
     device: torch.device,
-) -> None:
-    """Train ``method`` on one experience: hooks, epochs (or iterations), step logs."""
+) -> int:
+    """Train ``method`` on one experience: hooks, epochs (or iterations), step logs.
+
+    Returns:
+        The number of training images fed to ``observe``.
+    """
     method.train()
     method.before_experience(experience)
     batch_size = method.batch_size(len(data), cfg.batch_size)
@@ -188,6 +212,7 @@ def train_experience(
         mininterval=0.5,
         leave=False,
     )
+    images = 0
     for epoch, num_steps in enumerate(epochs):
         for batch in batches(
             data,
@@ -200,12 +225,44 @@ def train_experience(
             device,
             experience.id,
         ):
-            logger.step(method.observe(batch), experience.id, epoch)
+            logger.step(method.observe(batch), experience.id, epoch, learning_rate(method))
+            images += len(batch.y)
             bar.update(1)
         logger.flush(experience.id, epoch)
         method.after_epoch(experience, epoch)
     bar.close()
     method.after_experience(experience)
+    return images
+
+
+def learning_rate(method: Method) -> float | None:
+    """The learning rate of the method's (first) optimiser parameter group, for the step log."""
+    optimizer = getattr(method, "optimizer", None)
+    if not isinstance(optimizer, torch.optim.Optimizer) or not optimizer.param_groups:
+        return None
+    return float(optimizer.param_groups[0]["lr"])
+
+
+def after_experience(
+    state: FitState, evaluation: Evaluation, step: int, cost: ExperienceCost
+) -> FitState:
+    """The progress after one more experience: its accuracy row, prediction counts and cost."""
+    peak_device = [] if cost.peak_device_mib is None else [cost.peak_device_mib]
+    return dataclasses.replace(
+        state,
+        next_experience=state.next_experience + 1,
+        rows={p: [*state.rows.get(p, []), v] for p, v in evaluation.rows.items()},
+        step=step,
+        seconds=[*state.seconds, cost.train_seconds],
+        eval_seconds=[*state.eval_seconds, cost.eval_seconds],
+        images=[*state.images, cost.images],
+        peak_rss_mib=[*state.peak_rss_mib, cost.peak_rss_mib],
+        peak_device_mib=[*state.peak_device_mib, *peak_device],
+        per_class=[*state.per_class, per_class_accuracy(evaluation.confusion)],
+        top5=[*state.top5, evaluation.top5],
+        confusion=evaluation.confusion.tolist(),
+        test_sizes=evaluation.test_sizes,
+    )
 
 
 def fit(
@@ -243,12 +300,17 @@ def fit(
         experience = stream[t]
         started = time.perf_counter()
         logger.global_step = state.step
+        logger.restart_clock()
         data = training_data(method, stream, t)
-        train_experience(method, experience, data, cfg, stream, logger, generator, device)
+        images = train_experience(method, experience, data, cfg, stream, logger, generator, device)
         seconds = time.perf_counter() - started
-        row = evaluator.evaluate(method, None if cfg.evaluate_future else t)
-        rows = {p: [*state.rows.get(p, []), values] for p, values in row.items()}
-        state = FitState(t + 1, rows, state.initial, logger.global_step, [*state.seconds, seconds])
+        evaluation = evaluator.evaluate_counting(method, None if cfg.evaluate_future else t, t)
+        eval_seconds = time.perf_counter() - started - seconds
+        cost = ExperienceCost(
+            seconds, eval_seconds, images, peak_rss_mib(), peak_device_mib(device)
+        )
+        state = after_experience(state, evaluation, logger.global_step, cost)
+        row = evaluation.rows
         logger.evaluation(t, row, seconds)
         if t == len(stream) - 1 and stream.has_validation:
             state = dataclasses.replace(state, validation=evaluator.validate(method))
