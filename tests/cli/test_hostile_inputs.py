@@ -162,6 +162,16 @@ ROWS: dict[str, Row] = {
     "resume-not-utf8": Row(
         ("run", "--resume", "{copy}"), "UTF-8", {"copy/config.yaml": NOT_UTF8}, copy_run=True
     ),
+    # Weights & Biases flags (--wandb, --wandb-mode, mammoth's --wandb_project/--nowand)
+    "wandb-empty-project": Row(run("--wandb", ""), "Weights & Biases name"),
+    "wandb-slash-project": Row(run("--wandb", "team/p"), "none of /"),
+    "wandb-long-project": Row(run("--wandb", "p" * 500), "1 to 128"),
+    "wandb-bad-mode": Row(run("--wandb", "p", "--wandb-mode", "cloud"), "--wandb-mode"),
+    "wandb-mode-alone": Row(run("--wandb-mode", "offline"), "--wandb PROJECT"),
+    "wandb-entity-alone": Row(run("--wandb_entity", "lab"), "--wandb PROJECT"),
+    "wandb-two-projects": Row(run("--wandb", "a", "--wandb_project", "b"), "two"),
+    "wandb-nowand": Row(run("--wandb", "p", "--nowand"), "--nowand"),
+    "wandb-bad-entity": Row(run("--wandb", "p", "--wandb_entity", "a:b"), "entity"),
     # 9. out-of-range values
     "huge-buffer": Row(run("--buffer-size", str(10**12)), "buffer"),
     "huge-epochs": Row(

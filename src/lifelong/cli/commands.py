@@ -9,10 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from lifelong.cli.flags import layered_from_args
-from lifelong.cli.mammoth import check_best_args, mammoth_request, write_after_run
+from lifelong.cli.mammoth import (
+    MammothRequest,
+    check_best_args,
+    mammoth_request,
+    write_after_run,
+)
 from lifelong.cli.parser import FLAGS
 from lifelong.config import REQUEST_KEYS, RunConfig
 from lifelong.errors import ConfigError, UserInterruptError
+from lifelong.reporting.wandb_sink import WandbTarget
 
 log = logging.getLogger("lifelong")
 
@@ -23,6 +29,7 @@ def command_run(args: argparse.Namespace) -> int:
     from lifelong.running.run_dir import claim_run_dir, default_run_dir
 
     mammoth = mammoth_request(args)
+    wandb = wandb_target(args, mammoth)
     if args.resume is not None:
         given = [REQUEST_KEYS[f] for f in FLAGS if getattr(args, f) is not None]
         given += [f"--{name}" for name in ("preset", "config", "run_dir") if getattr(args, name)]
@@ -45,7 +52,6 @@ def command_run(args: argparse.Namespace) -> int:
         run_dir = args.run_dir or claim_run_dir(wanted)
     if args.no_progress or mammoth.no_progress:
         cfg = _without_progress(cfg)
-    log.info("run directory: %s", run_dir)
     results = run_and_report(
         cfg,
         run_dir,
@@ -53,11 +59,37 @@ def command_run(args: argparse.Namespace) -> int:
         tensorboard=not args.no_tensorboard,
         pdf=args.pdf,
         visdom=args.visdom,
+        wandb=wandb,
     )
     for path in write_after_run(mammoth, results, run_dir):
         sys.stdout.write(f"wrote {path}\n")
     sys.stdout.write(f"\nrun directory: {run_dir}\n")
     return 0
+
+
+def wandb_target(args: argparse.Namespace, mammoth: MammothRequest) -> WandbTarget | None:
+    """Where ``--wandb`` (or mammoth's ``--wandb_project``) sends the run; ``None``: nowhere.
+
+    Raises:
+        ConfigError: for a mode or entity without a project, two different projects, or a
+            project with ``--nowand``.
+    """
+    projects = {p for p in (args.wandb, mammoth.wandb_project) if p is not None}
+    if len(projects) > 1:
+        raise ConfigError(
+            f"--wandb {args.wandb!r} and --wandb_project {mammoth.wandb_project!r} name two "
+            "Weights & Biases projects: give one"
+        )
+    if not projects:
+        if args.wandb_mode is not None or mammoth.wandb_entity is not None:
+            flag = "--wandb-mode" if args.wandb_mode is not None else "--wandb_entity"
+            raise ConfigError(f"{flag} needs a project: add --wandb PROJECT")
+        return None
+    if mammoth.nowand:
+        raise ConfigError(
+            "--nowand turns off the Weights & Biases logging that --wandb asks for: drop one"
+        )
+    return WandbTarget(projects.pop(), args.wandb_mode or "online", mammoth.wandb_entity)
 
 
 def run_and_report(
@@ -67,6 +99,7 @@ def run_and_report(
     tensorboard: bool = True,
     pdf: bool = False,
     visdom: bool = False,
+    wandb: WandbTarget | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir``, print the report; Ctrl-C says what was saved."""
     from lifelong.reporting.report import full_report
@@ -75,7 +108,7 @@ def run_and_report(
 
     log.info("run directory: %s", run_dir)
     try:
-        results = execute(cfg, run_dir, resume, tensorboard, pdf, visdom)
+        results = execute(cfg, run_dir, resume, tensorboard, pdf, visdom, wandb=wandb)
     except KeyboardInterrupt as stop:
         raise UserInterruptError(saved_progress(run_dir)) from stop
     sys.stdout.write(full_report(results))

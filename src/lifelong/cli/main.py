@@ -18,9 +18,28 @@ from lifelong.cli.commands import (
 from lifelong.cli.parser import build_parser, parse_command
 from lifelong.cli.sweep_command import command_sweep
 from lifelong.errors import UserError, UserInterruptError
+from lifelong.running.run_log import OWN_LOGGER, is_own
 
 INTERRUPTED = 130
 """Exit code after Ctrl-C (128 + SIGINT, as shells report it)."""
+
+
+def log_to_screen(quiet: bool) -> None:
+    """Show lifelong's log lines on stderr (INFO, or WARNING when ``quiet``), bare.
+
+    Other packages' lines reach the screen only as errors: their INFO lines and warnings go to
+    the run's ``run.log`` (:mod:`lifelong.running.run_log`). Nothing changes when logging is
+    set up already (by a caller, or by pytest).
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    screen = logging.StreamHandler()
+    screen.setFormatter(logging.Formatter("%(message)s"))
+    screen.addFilter(lambda record: is_own(record) or record.levelno >= logging.ERROR)
+    root.addHandler(screen)
+    root.setLevel(logging.WARNING)
+    logging.getLogger(OWN_LOGGER).setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,9 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parse_command(parser, argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
-    quiet = args.quiet or getattr(args, "non_verbose", False)  # mammoth's --non_verbose
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
+    log_to_screen(quiet=args.quiet or getattr(args, "non_verbose", False))  # mammoth's flag too
     try:
         if args.command == "run":
             return command_run(args)

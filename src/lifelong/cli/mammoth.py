@@ -40,6 +40,9 @@ class MammothRequest:
         no_progress: Hide progress bars (``--non_verbose``).
         output_root: Folder the default run directory goes under (``--output_dir``).
         notes: Text for ``notes.txt`` in the run directory (``--notes``).
+        wandb_project: The Weights & Biases project (``--wandb_project``, as ``--wandb``).
+        wandb_entity: The Weights & Biases user or team (``--wandb_entity``).
+        nowand: ``--nowand``: no Weights & Biases logging.
     """
 
     overrides: tuple[tuple[str, Any], ...] = ()
@@ -49,6 +52,9 @@ class MammothRequest:
     no_progress: bool = False
     output_root: Path | None = None
     notes: str | None = None
+    wandb_project: str | None = None
+    wandb_entity: str | None = None
+    nowand: bool = False
 
 
 Meaning = Callable[[MammothRequest, Any], MammothRequest]
@@ -96,7 +102,22 @@ MAMMOTH_FLAGS: dict[str, MammothFlag] = {
     "tensorboard": MammothFlag(
         "no effect: lifelong writes TensorBoard events by default (--no-tensorboard: none)"
     ),
-    "nowand": MammothFlag("no effect: lifelong logs nothing to Weights & Biases"),
+    "nowand": MammothFlag(
+        "no Weights & Biases logging (lifelong logs there only with --wandb anyway)",
+        meaning=lambda r, _: dataclasses.replace(r, nowand=True),
+    ),
+    "wandb_project": MammothFlag(
+        "log to this Weights & Biases project, as --wandb PROJECT",
+        meaning=lambda r, project: dataclasses.replace(r, wandb_project=project),
+        value=str,
+        metavar="PROJECT",
+    ),
+    "wandb_entity": MammothFlag(
+        "the Weights & Biases user or team of --wandb/--wandb_project",
+        meaning=lambda r, entity: dataclasses.replace(r, wandb_entity=entity),
+        value=str,
+        metavar="ENTITY",
+    ),
     "non_verbose": MammothFlag(
         "same as `lifelong -q run --no-progress`",
         meaning=lambda r, _: dataclasses.replace(r, no_progress=True),

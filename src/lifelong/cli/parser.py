@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from lifelong.cli.mammoth import add_mammoth_flags
+from lifelong.reporting.wandb_sink import WANDB_MODES
 
 # request field (lifelong.config.REQUEST_KEYS) → (type, help); the flag is the field with dashes,
 # and every flag is also accepted with underscores (--buffer_size).
@@ -66,6 +67,18 @@ def _add_run_parser(sub: Any) -> None:
     )
     run.add_argument(
         "--no-tensorboard", action="store_true", help="do not write TensorBoard events"
+    )
+    run.add_argument(
+        "--wandb",
+        metavar="PROJECT",
+        help='also log to this Weights & Biases project (pip install "lifelong[wandb]")',
+    )
+    run.add_argument(
+        "--wandb-mode",
+        "--wandb_mode",
+        choices=WANDB_MODES,
+        help="online (default; `wandb login` first) or offline (files in RUN_DIR/wandb to "
+        "upload later with `wandb sync`)",
     )
     run.add_argument(
         "--explain-config",

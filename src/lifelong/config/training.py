@@ -35,7 +35,7 @@ class TrainConfig:
     evaluate_future: bool = True
     """Evaluate not-yet-trained experiences too (the untrained row feeds forward transfer)."""
     progress: bool = True
-    """Show progress bars."""
+    """Show progress bars (only ever on a terminal: off one, a run logs one line per experience)."""
     checkpoint_every: int = 0
     """Experiences between checkpoints (0: automatic, about 20 per stream; the last is always)."""
     checkpoint_minutes: float = 10.0

@@ -14,6 +14,7 @@ import torch
 from lifelong.checkpoint import atomic_write_text
 from lifelong.errors import NonFiniteLossError
 from lifelong.reporting.live_plot import LivePlot
+from lifelong.reporting.wandb_sink import WandbSink
 from lifelong.types import StepOutput
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class RunLogger:
         log_every: Steps between records.
         tensorboard: Also write TensorBoard events.
         live: Also send the values to live curves (``--visdom``).
+        wandb: Also send the values to Weights & Biases (``--wandb``).
     """
 
     def __init__(
@@ -38,9 +40,11 @@ class RunLogger:
         log_every: int,
         tensorboard: bool = True,
         live: LivePlot | None = None,
+        wandb: WandbSink | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.live = live
+        self.wandb = wandb
         self.log_every = log_every
         self.global_step = 0
         self._pending: list[StepOutput] = []
@@ -109,6 +113,8 @@ class RunLogger:
                 writer.add_scalar(f"train/{key}", record[key], self.global_step)
         if self.live is not None:
             self.live.scalars("train", self.global_step, {k: record[k] for k in ("loss", *names)})
+        if self.wandb is not None:
+            self.wandb.step(self.global_step, {k: record[k] for k in ("loss", *names)})
 
     def evaluation(self, experience: int, row: dict[str, list[float]], seconds: float) -> None:
         """Record the accuracies after training ``experience``."""
@@ -126,6 +132,8 @@ class RunLogger:
             writer.flush()
         if self.live is not None:
             self.live.scalars("eval", experience + 1, means)
+        if self.wandb is not None:
+            self.wandb.evaluation(experience, means, seconds)
 
     def _write(self, record: dict[str, Any]) -> None:
         if self._jsonl is not None:

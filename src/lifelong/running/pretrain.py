@@ -54,7 +54,7 @@ class PretrainConfig:
     seed: int = 0
     """Seed of initialisation, data order and augmentation."""
     progress: bool = True
-    """Show a progress bar."""
+    """Show a progress bar (only on a terminal)."""
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "fc_units"):
@@ -88,7 +88,8 @@ def pretrain_conv(cfg: PretrainConfig, out: Path, device: torch.device) -> float
     if not cfg.augment:
         transform = ImageTransform(transform.mean, transform.std)
     steps = math.ceil(len(train) / cfg.batch_size)
-    bar = tqdm(total=cfg.epochs * steps, desc="pretrain", disable=not cfg.progress, leave=False)
+    hidden = None if cfg.progress else True  # None: hidden unless stderr is a terminal
+    bar = tqdm(total=cfg.epochs * steps, desc="pretrain", disable=hidden, leave=False)
     model.train()
     for epoch in range(cfg.epochs):
         total = torch.zeros((), device=device)

@@ -37,6 +37,7 @@ from lifelong.reporting.report import write_plots
 from lifelong.reporting.results import read_results, results_dict, write_results
 from lifelong.reporting.run_logger import RunLogger, truncate_metrics
 from lifelong.reporting.tables import write_confusion, write_run_tables
+from lifelong.reporting.wandb_sink import WandbSink, WandbTarget, import_wandb
 from lifelong.running.run_dir import (
     CHECKPOINT,
     RESULTS,
@@ -46,6 +47,7 @@ from lifelong.running.run_dir import (
     stopped_before_first_checkpoint,
     what_is_kept,
 )
+from lifelong.running.run_log import run_log
 from lifelong.running.seed import restore_rng_state, rng_state, seed_everything
 from lifelong.running.train import FitState, fit
 
@@ -118,31 +120,60 @@ def execute(
     pdf: bool = False,
     visdom: bool = False,
     plots: bool = True,
+    wandb: WandbTarget | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir`` (resuming from its checkpoint if asked); return results.
 
     With ``pdf`` the run's PDF report (:mod:`lifelong.reporting.pdf_report`) is written at the end;
-    with ``visdom`` the step logs and accuracies also go to a running visdom server; without
-    ``plots`` no PNG is drawn (``lifelong reproduce --smoke`` runs hundreds of tiny runs).
+    with ``visdom`` the step logs and accuracies also go to a running visdom server, with
+    ``wandb`` to Weights & Biases (:mod:`lifelong.reporting.wandb_sink`); without ``plots`` no
+    PNG is drawn (``lifelong reproduce --smoke`` runs hundreds of tiny runs). Every log line of
+    the run, other packages' included, goes to ``RUN_DIR/run.log``.
     """
     live = VisdomPlot(env=run_dir.name) if visdom else None
+    if wandb is not None:
+        import_wandb()  # fails before anything is written when the extra is missing
     check_destination(run_dir, resume)
     built = build(cfg)  # loads and validates the data before anything is written
     prepare_run_dir(run_dir, resume)
     raw_config = cfg.to_raw()
     with owning(run_dir):
         check_destination(run_dir, resume)  # again: another process may have started meanwhile
-        state = starting_state(built, run_dir, resume, raw_config)
-        try:
-            state = train_into(built, cfg, run_dir, state, tensorboard, live)
-        except NonFiniteLossError as err:
-            raise NonFiniteLossError(f"{err}; {what_is_kept(run_dir)}") from err
-        results = results_dict(state, len(built.stream), raw_config)
-        write_results(run_dir / RESULTS, results)
-        if plots:
-            write_plots(results, run_dir)
-        if pdf:
-            write_run_pdf(run_dir, results, built.method, cfg.seed)
+        with run_log(run_dir):
+            sink = None if wandb is None else WandbSink(wandb, run_dir, raw_config)
+            try:
+                results = train_and_write(built, cfg, run_dir, resume, tensorboard, live, sink)
+                if plots:
+                    write_plots(results, run_dir)
+                if pdf:
+                    write_run_pdf(run_dir, results, built.method, cfg.seed)
+            except BaseException:
+                if sink is not None:
+                    sink.abort()
+                raise
+            if sink is not None:
+                sink.finish(results, run_dir)
+    return results
+
+
+def train_and_write(
+    built: Built,
+    cfg: RunConfig,
+    run_dir: Path,
+    resume: bool,
+    tensorboard: bool,
+    live: LivePlot | None,
+    wandb: WandbSink | None,
+) -> dict[str, Any]:
+    """Train from the run's starting state and write ``results.json``; return the results."""
+    raw_config = cfg.to_raw()
+    state = starting_state(built, run_dir, resume, raw_config)
+    try:
+        state = train_into(built, cfg, run_dir, state, tensorboard, live, wandb)
+    except NonFiniteLossError as err:
+        raise NonFiniteLossError(f"{err}; {what_is_kept(run_dir)}") from err
+    results = results_dict(state, len(built.stream), raw_config)
+    write_results(run_dir / RESULTS, results)
     return results
 
 
@@ -199,9 +230,10 @@ def train_into(
     state: FitState,
     tensorboard: bool = True,
     live: LivePlot | None = None,
+    wandb: WandbSink | None = None,
 ) -> FitState:
     """Run the loop from ``state``, logging into ``run_dir`` and checkpointing every boundary."""
-    logger = RunLogger(run_dir, cfg.train.log_every, tensorboard, live)
+    logger = RunLogger(run_dir, cfg.train.log_every, tensorboard, live, wandb)
     logger.global_step = state.step
     on_boundary = boundary_writer(built, run_dir, cfg.to_raw(), cfg.train, state.next_experience)
     try:

@@ -208,7 +208,7 @@ def train_experience(
     bar = tqdm(
         total=sum(epochs),
         desc=f"experience {experience.id + 1}/{len(stream)}",
-        disable=not cfg.progress,
+        disable=None if cfg.progress else True,  # None: only when stderr is a terminal
         mininterval=0.5,
         leave=False,
     )
