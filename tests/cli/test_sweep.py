@@ -8,6 +8,7 @@ import statistics
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -84,6 +85,13 @@ def test_grid_runs_every_trial_and_writes_mean_std_table(grid_sweep) -> None:
     assert "TEST split" in table
     assert (out / "summary.png").read_bytes().startswith(b"\x89PNG")
     assert len(json.loads((out / "summary.json").read_text())) == 4
+    csv = pd.read_csv(out / "summary.csv")
+    class_il = csv[csv.protocol == "class-il"].set_index("point")
+    assert len(class_il) == 4 and (class_il.n == 2).all() and class_il.best.sum() == 1
+    for name, values in by_point.items():
+        row = class_il.loc[name.replace(",", ", ")]
+        assert row["mean"] == pytest.approx(statistics.mean(values))
+        assert row["std"] == pytest.approx(statistics.stdev(values))
 
 
 def test_resume_skips_finished_runs_and_reruns_the_incomplete(grid_sweep, cli, tmp_path) -> None:
@@ -123,6 +131,9 @@ def test_failing_trial_does_not_stop_the_others(cli, tmp_path) -> None:
     fine = json.loads((tmp_path / "out" / "fine" / "seed0" / "results.json").read_text())
     assert fine["completed"]
     assert "| broken | – | – | – | 0/1, 1 FAILED |" in result.out
+    fine_accuracy = fine["protocols"]["class-il"]["summary"]["average_accuracy"]
+    assert f"| fine | – | {fine_accuracy:.2f} (n=1) |" in result.out  # one seed: no ± 0.00
+    assert "± 0.00" not in result.out
     assert "MNIST not found" in (tmp_path / "out" / "sweep.log").read_text()
     assert "MNIST not found" in (tmp_path / "out" / "broken" / "seed0" / "trial.log").read_text()
     assert "1 of 2 trials failed" in result.err

@@ -163,15 +163,12 @@ def command_pretrain(args: argparse.Namespace) -> int:
 
 
 def command_compare(args: argparse.Namespace) -> int:
-    """``lifelong compare RUN...``: writes comparison.md and comparison.png."""
-    from lifelong.checkpoint import atomic_write_text
-    from lifelong.reporting.compare import comparison_plot, comparison_table, find_runs, group_runs
+    """``lifelong compare RUN...``: writes comparison.md, comparison.csv and comparison.png."""
+    from lifelong.reporting.compare import find_runs, group_runs, write_comparison
     from lifelong.running.run_dir import prepare_run_dir
 
     groups = group_runs(find_runs(args.runs))
-    table = comparison_table(groups)
     prepare_run_dir(args.out, resume=True)
-    atomic_write_text(args.out / "comparison.md", table)
-    plot = comparison_plot(groups, args.out / "comparison.png")
-    sys.stdout.write(table + f"wrote {args.out / 'comparison.md'} and {plot}\n")
+    table, paths = write_comparison(groups, args.out)
+    sys.stdout.write(table + f"wrote {', '.join(map(str, paths))}\n")
     return 0

@@ -1,4 +1,8 @@
-"""Compare finished runs: mean ± std over seeds per configuration, as a table and a bar plot."""
+"""Compare finished runs: mean ± std over seeds per configuration, as tables and a bar plot.
+
+A standard deviation is the sample std (n − 1) and needs two runs or more: one run is shown as
+its value and ``n=1``, never as ``± 0.00``.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lifelong.checkpoint import save_figure
+from lifelong.checkpoint import atomic_write_text, save_figure
 from lifelong.config import flatten
 from lifelong.errors import RunDirError
 from lifelong.reporting.results import read_results
+from lifelong.reporting.tables import csv_text
 
 IGNORED = {"seed", "dataset.root", "dataset.download", "train.progress"}
 
@@ -30,9 +35,40 @@ class Group:
         return statistics.mean(self.values)
 
     @property
-    def std(self) -> float:
-        """Sample standard deviation (0 for a single run)."""
-        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+    def std(self) -> float | None:
+        """Sample standard deviation (n − 1); None for a single run, which has none."""
+        return statistics.stdev(self.values) if len(self.values) > 1 else None
+
+    def cell(self) -> str:
+        """``mean ± std (n=N)``, or ``value (n=1)`` for one run."""
+        spread = "" if self.std is None else f" ± {self.std:.2f}"
+        return f"{self.mean:.2f}{spread} (n={len(self.values)})"
+
+
+STD_NOTE = (
+    "Mean ± sample standard deviation (n − 1) over seeds of the final average accuracy (%); "
+    "a configuration with one run (n=1) has no standard deviation."
+)
+GROUP_COLUMNS = ("dataset", "configuration", "protocol", "n", "mean", "std", "values")
+"""The columns of ``comparison.csv`` (``std`` empty for one run; ``values`` joined by ``;``)."""
+
+
+def group_row(group: Group) -> dict[str, object]:
+    """One row of a comparison CSV table for ``group``."""
+    return {
+        "dataset": group.dataset,
+        "configuration": group.label,
+        "protocol": group.protocol,
+        "n": len(group.values),
+        "mean": group.mean,
+        "std": group.std,
+        "values": ";".join(repr(float(v)) for v in group.values),
+    }
+
+
+def comparison_csv(groups: list[Group]) -> str:
+    """CSV (long format): one row per dataset, configuration and protocol."""
+    return csv_text(GROUP_COLUMNS, [group_row(g) for g in groups])
 
 
 def find_runs(paths: list[Path]) -> list[dict[str, Any]]:
@@ -89,19 +125,20 @@ def comparison_table(groups: list[Group]) -> str:
     protocols = sorted({g.protocol for g in groups})
     cells: dict[tuple[str, str], dict[str, str]] = {}
     for g in groups:
-        cells.setdefault((g.dataset, g.label), {})[g.protocol] = (
-            f"{g.mean:.2f} ± {g.std:.2f} (n={len(g.values)})"
-        )
+        cells.setdefault((g.dataset, g.label), {})[g.protocol] = g.cell()
     lines = ["| dataset | configuration | " + " | ".join(protocols) + " |"]
     lines.append("|---|---|" + "---|" * len(protocols))
     for (dataset, label), row in cells.items():
         values = " | ".join(row.get(p, "–") for p in protocols)
         lines.append(f"| {dataset} | {label} | {values} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", STD_NOTE]) + "\n"
 
 
 def comparison_plot(groups: list[Group], path: Path) -> Path:
-    """Bar plot of mean final average accuracy with std error bars, one panel per protocol."""
+    """Bar plot of mean final average accuracy, one panel per protocol.
+
+    Error bars show the sample std of groups of two runs or more; a single run has none.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,7 +150,10 @@ def comparison_plot(groups: list[Group], path: Path) -> Path:
         chosen = [g for g in groups if g.protocol == protocol]
         names = [f"{g.label}\n{g.dataset}" for g in chosen]
         ax.bar(
-            range(len(chosen)), [g.mean for g in chosen], yerr=[g.std for g in chosen], capsize=4
+            range(len(chosen)),
+            [g.mean for g in chosen],
+            yerr=[g.std or 0.0 for g in chosen],
+            capsize=4,
         )
         ax.set_xticks(range(len(chosen)), names, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel("final average accuracy (%)")
@@ -123,3 +163,17 @@ def comparison_plot(groups: list[Group], path: Path) -> Path:
     save_figure(fig, path, dpi=110, tight=True)
     plt.close(fig)
     return path
+
+
+def write_comparison(groups: list[Group], out: Path) -> tuple[str, list[Path]]:
+    """Write ``comparison.md``, ``comparison.csv`` and ``comparison.png`` into ``out``.
+
+    Returns:
+        The Markdown table and the paths written.
+    """
+    table = comparison_table(groups)
+    paths = [out / "comparison.md", out / "comparison.csv"]
+    atomic_write_text(paths[0], table)
+    atomic_write_text(paths[1], comparison_csv(groups))
+    paths.append(comparison_plot(groups, out / "comparison.png"))
+    return table, paths

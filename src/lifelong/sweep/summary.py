@@ -1,6 +1,7 @@
 """Sweep summary: mean ± std over seeds per experiment and grid point, the best point marked.
 
-Written as ``OUT/summary.md`` (table), ``OUT/summary.json`` and ``OUT/summary.png`` (the bar plot
+Written as ``OUT/summary.md`` (table), ``OUT/summary.csv`` (one row per experiment, grid point
+and protocol), ``OUT/summary.json`` and ``OUT/summary.png`` (the bar plot
 of :func:`lifelong.reporting.compare.comparison_plot`; the means and stds are
 :class:`lifelong.reporting.compare.Group` values, so they match ``lifelong compare`` on the same
 run directories).
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lifelong.checkpoint import atomic_write_text
-from lifelong.reporting.compare import Group, comparison_plot
+from lifelong.reporting.compare import STD_NOTE, Group, comparison_plot
+from lifelong.reporting.tables import csv_text
 from lifelong.sweep.plan import Sweep, Trial
 from lifelong.sweep.runner import TRIAL_LOG, VALIDATION, Attempt
 
@@ -118,20 +120,48 @@ def summary_table(points: Sequence[PointSummary]) -> str:
         cells = []
         for protocol in protocols:
             g = p.group(protocol)
-            cells.append(f"{g.mean:.2f} ± {g.std:.2f} (n={len(g.values)})" if g else "–")
+            cells.append(g.cell() if g else "–")
         runs = f"{p.finished}/{p.runs}" + (f", {p.failed} FAILED" if p.failed else "")
         runs += f", {p.running_elsewhere} running elsewhere" if p.running_elsewhere else ""
         mark = "★" if (p.experiment, p.point) in best else ""
         lines.append(f"| {p.experiment} | {p.point} | {' | '.join(cells)} | {runs} | {mark} |")
-    notes = ["", "Mean ± sample std (n−1) over seeds of the final average accuracy (%)."]
+    notes = ["", STD_NOTE]
     if best:
         note = VALIDATION_NOTE if chosen.startswith(VALIDATION) else SELECTION_NOTE
         notes.append(note.format(protocol=chosen))
     return "\n".join(lines + notes) + "\n"
 
 
+CSV_COLUMNS = (
+    "experiment", "point", "protocol", "n", "mean", "std", "runs", "failed", "running_elsewhere",
+    "best",
+)  # fmt: skip
+"""The columns of ``summary.csv`` (``std``: sample std, empty for one run)."""
+
+
+def summary_csv(points: Sequence[PointSummary], best: set[tuple[str, str]]) -> str:
+    """One row per experiment, grid point and protocol (a point with no finished run: no row)."""
+    rows = [
+        {
+            "experiment": p.experiment,
+            "point": p.point,
+            "protocol": g.protocol,
+            "n": len(g.values),
+            "mean": g.mean,
+            "std": g.std,
+            "runs": p.runs,
+            "failed": p.failed,
+            "running_elsewhere": p.running_elsewhere,
+            "best": (p.experiment, p.point) in best,
+        }
+        for p in points
+        for g in p.groups
+    ]
+    return csv_text(CSV_COLUMNS, rows)
+
+
 def write_summary(sweep: Sweep, outcomes: Sequence[tuple[Trial, Attempt]]) -> tuple[str, Path]:
-    """Write ``summary.md``, ``summary.json`` and ``summary.png`` (when a run finished).
+    """Write ``summary.md``, ``summary.csv``, ``summary.json`` and ``summary.png`` (if any run).
 
     Returns:
         The markdown text (table, notes and the failed trials) and the path of ``summary.md``.
@@ -174,6 +204,7 @@ def write_summary(sweep: Sweep, outcomes: Sequence[tuple[Trial, Attempt]]) -> tu
         for p in points
     ]
     atomic_write_text(sweep.out / "summary.json", json.dumps(records, indent=2) + "\n")
+    atomic_write_text(sweep.out / "summary.csv", summary_csv(points, best))
     groups = [
         Group(g.dataset, g.label + (" ★" * ((p.experiment, p.point) in best)), g.protocol, g.values)
         for p in points
