@@ -66,7 +66,7 @@ def test_a_late_boundary_is_checkpointed_whatever_the_interval(cli, tmp_path, mo
 def test_a_run_dying_between_checkpoints_resumes_to_identical_results(cli, tmp_path, monkeypatch):
     reference, crashed = tmp_path / "reference", tmp_path / "crashed"
     assert cli("run", *ARGS, "--run-dir", reference).code == 0
-    evaluate = Evaluator.evaluate
+    evaluate = Evaluator.evaluate_counting  # every evaluation pass goes through it
     calls = {"n": 0}
 
     def dies_after_experience_three(self: Evaluator, *args: Any, **kwargs: Any) -> Any:
@@ -75,12 +75,12 @@ def test_a_run_dying_between_checkpoints_resumes_to_identical_results(cli, tmp_p
             raise RuntimeError("simulated crash")
         return evaluate(self, *args, **kwargs)
 
-    monkeypatch.setattr(Evaluator, "evaluate", dies_after_experience_three)
+    monkeypatch.setattr(Evaluator, "evaluate_counting", dies_after_experience_three)
     with pytest.raises(RuntimeError, match="simulated crash"):
         cli("run", *ARGS, "--set", "train.checkpoint_every=2", "--run-dir", crashed)
     partial = json.loads((crashed / "results.json").read_text())
     assert partial["experiences_trained"] == 2  # experience 3 was trained but not checkpointed
-    monkeypatch.setattr(Evaluator, "evaluate", evaluate)
+    monkeypatch.setattr(Evaluator, "evaluate_counting", evaluate)
     assert cli("run", "--resume", crashed, "--no-progress", "--no-tensorboard").code == 0
     assert matrices(crashed) == matrices(reference)
     steps = [

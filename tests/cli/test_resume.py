@@ -124,7 +124,8 @@ def test_killed_run_resumes_to_identical_results(lifelong_script, tmp_path, cli)
     assert all(a < b for a, b in itertools.pairwise(numbers))
     # the step log is the uninterrupted one: same steps and bit-identical losses
     reference_steps = [r for r in read_jsonl(reference / "metrics.jsonl") if r["kind"] == "step"]
-    assert steps == reference_steps
+    untimed = [{k: v for k, v in r.items() if k != "seconds"} for r in steps]  # wall time differs
+    assert untimed == [{k: v for k, v in r.items() if k != "seconds"} for r in reference_steps]
     for name in ("accuracy_matrix.png", "accuracy_curves.png"):
         assert (killed / name).stat().st_size > 0
 
