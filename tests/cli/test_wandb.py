@@ -197,3 +197,16 @@ def test_mammoth_wandb_flags() -> None:
     )
     assert target("--wandb", "p", "--wandb_mode", "offline") == WandbTarget("p", "offline")
     assert target("--wandb", "p", "--wandb_project", "p") == WandbTarget("p")
+
+
+def test_the_python_api_logs_the_same_way(wandb_env: Path, tmp_path: Path) -> None:
+    from lifelong import Experiment
+    from lifelong.reporting.wandb_sink import WandbTarget
+
+    run_dir = tmp_path / "api-run"
+    experiment = Experiment(dataset="seq-digits", iters=5)
+    results = experiment.run(run_dir, False, False, WandbTarget("api-project", "offline"))
+    logged = read_offline_run(run_dir)
+    assert logged["run"].project == "api-project"
+    average = results["protocols"]["class-il"]["summary"]["average_accuracy"]
+    assert logged["summary"]["class-il/average_accuracy"] == pytest.approx(average)

@@ -19,6 +19,7 @@ from typing import Any
 
 from lifelong.config import Layered, RunConfig, layered_config
 from lifelong.config.layers import REQUEST_KEYS
+from lifelong.reporting.wandb_sink import WandbTarget
 
 
 @dataclass(frozen=True)
@@ -72,14 +73,20 @@ class Experiment:
         return self.layered().config
 
     def run(
-        self, run_dir: Path | str | None = None, progress: bool = True, tensorboard: bool = True
+        self,
+        run_dir: Path | str | None = None,
+        progress: bool = True,
+        tensorboard: bool = True,
+        wandb: WandbTarget | None = None,
     ) -> dict[str, Any]:
         """Train and evaluate; return the results (also written to the run directory).
 
         Args:
             run_dir: Output folder; ``None``: ``runs/DATASET/METHOD-TIME-sSEED``, as the CLI.
-            progress: Show progress bars.
+            progress: Show progress bars (only when stderr is a terminal).
             tensorboard: Write TensorBoard events.
+            wandb: Also log to Weights & Biases (``--wandb``), e.g.
+                ``WandbTarget("my-project", mode="offline")``.
         """
         from lifelong.running.run import execute
         from lifelong.running.run_dir import claim_run_dir, default_run_dir
@@ -88,4 +95,4 @@ class Experiment:
         if not progress:
             cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=False))
         folder = Path(run_dir) if run_dir else claim_run_dir(default_run_dir(cfg))
-        return execute(cfg, folder, False, tensorboard)
+        return execute(cfg, folder, False, tensorboard, wandb=wandb)
