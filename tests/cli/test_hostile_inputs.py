@@ -57,6 +57,18 @@ RESULTS_WITHOUT_SUMMARY = json.dumps(
     }
 )
 """A results file of one experience whose protocol lacks its summary."""
+
+
+def results_with(**fields: object) -> bytes:
+    """A valid results file of one experience with ``fields`` replaced (the fields runs add)."""
+    results = json.loads(RESULTS_WITHOUT_SUMMARY)
+    names = ("average_accuracy", "average_incremental_accuracy", "forgetting")
+    names += ("backward_transfer", "forward_transfer")
+    results["protocols"]["class-il"]["summary"] = dict.fromkeys(names, 50.0)
+    results["config"]["backbone"] = {"name": "mlp"}
+    return json.dumps({**results, **fields}).encode()
+
+
 LEDGER_ROW = "rows:\n- {id: x, paper: p, table: t, value: 1, std: 0, verified: maybe}\n"
 """A ledger row with a bad field (and missing ones)."""
 
@@ -141,6 +153,31 @@ ROWS: dict[str, Row] = {
     "report-list": Row(("report", "{tmp}/r"), "results.json", {"r/results.json": "[]"}),
     "report-missing-keys": Row(
         ("report", "{tmp}/r"), "summary", {"r/results.json": RESULTS_WITHOUT_SUMMARY}
+    ),
+    "report-bad-confusion": Row(
+        ("report", "{copy}"),
+        "confusion matrix",
+        {"copy/confusion/after_5.csv": "true_class,0,1\n0,3,x\n1,0,2\n"},
+        copy_run=True,
+    ),
+    "report-ragged-confusion": Row(
+        ("report", "{copy}"),
+        "square",
+        {"copy/confusion/after_5.csv": "true_class,0,1\n0,3\n1,0,2\n"},
+        copy_run=True,
+    ),
+    "report-bad-cost": Row(
+        ("report", "{tmp}/r"), "'cost'", {"r/results.json": lambda: results_with(cost="fast")}
+    ),
+    "report-bad-per-class": Row(
+        ("report", "{tmp}/r"),
+        "per_class_accuracy",
+        {"r/results.json": lambda: results_with(per_class_accuracy={"after": [["x"]]})},
+    ),
+    "report-bad-eval-seconds": Row(
+        ("report", "{tmp}/r"),
+        "eval_seconds",
+        {"r/results.json": lambda: results_with(eval_seconds=3)},
     ),
     "compare-no-config": Row(
         ("compare", "{tmp}/r", "--out", "{tmp}/cmp"),

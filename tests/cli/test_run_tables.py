@@ -124,3 +124,45 @@ def test_per_experience_forgetting_averages_to_forgetting(er_run: Path) -> None:
     values = entry["forgetting_per_experience"]
     assert values[-1] is None and all(v is not None for v in values[:-1])
     assert sum(values[:-1]) / 4 == pytest.approx(entry["summary"]["forgetting"])
+
+
+def test_report_shows_every_metric_the_cost_and_a_pdf_with_confusion_and_cost(
+    er_run: Path, cli, tmp_path: Path
+) -> None:
+    import re
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(er_run, copy)
+    for name in ("summary.csv", "accuracy.csv", "confusion_matrix.png"):
+        (copy / name).unlink()
+    result = cli("report", copy, "--pdf")
+    assert result.code == 0, result.err
+    results = _results(er_run)
+    cost = results["cost"]
+    assert "stream acc" in result.out and "top-5 acc" in result.out
+    assert "class-il forgetting per experience (%)" in result.out
+    assert "class-il accuracy per class (%) after experience 5" in result.out
+    assert f"{cost['images_per_second']:.0f} training images/s" in result.out
+    assert f"peak memory {cost['peak_rss_mib']:.0f} MiB" in result.out
+    # the CSV tables and the confusion heatmap are written again from the run's files
+    assert pd.read_csv(copy / "summary.csv").equals(pd.read_csv(er_run / "summary.csv"))
+    assert (copy / "accuracy.csv").read_text() == (er_run / "accuracy.csv").read_text()
+    assert (copy / "confusion_matrix.png").read_bytes().startswith(b"\x89PNG")
+    pages = len(re.findall(rb"/Type\s*/Page\b", (copy / "report.pdf").read_bytes()))
+    assert pages == 2 + 1 + 2  # two protocols, the losses, the confusion matrix, the cost
+
+
+def test_cssl_tables_name_the_probe_and_its_mode(cli, tmp_path: Path) -> None:
+    run_dir = tmp_path / "cssl"
+    result = cli(
+        "run", *FAST, "--method", "cssl", "--set", "method.probe=knn",
+        "--set", "method.probe_per_class=5", "--set", "method.knn_k=3",
+        "--iters", "2", "--run-dir", run_dir,
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    table = pd.read_csv(run_dir / "accuracy.csv")
+    assert list(table.columns[:3]) == ["protocol", "probe", "probing_mode"]
+    assert set(table.probe) == {"knn"} and set(table.probing_mode) == {"upto"}
+    summary = pd.read_csv(run_dir / "summary.csv")
+    assert set(summary.probe) == {"knn"}

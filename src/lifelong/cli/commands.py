@@ -127,13 +127,14 @@ def command_report(args: argparse.Namespace) -> int:
     from lifelong.reporting.pdf_report import REPORT_NAME
     from lifelong.reporting.report import PLOT_NAMES, full_report, write_plots
     from lifelong.reporting.results import read_results
+    from lifelong.reporting.tables import TABLE_NAMES, write_run_tables
 
     results = read_results(args.run_dir)
     fix = "copy the run folder somewhere you can write and report that copy"
-    for name in PLOT_NAMES + ((REPORT_NAME,) if args.pdf else ()):
+    for name in PLOT_NAMES + TABLE_NAMES + ((REPORT_NAME,) if args.pdf else ()):
         check_writable_file(args.run_dir / name, fix)
     sys.stdout.write(full_report(results))
-    for path in write_plots(results, args.run_dir):
+    for path in write_plots(results, args.run_dir) + write_run_tables(results, args.run_dir):
         sys.stdout.write(f"wrote {path}\n")
     if args.pdf:
         from lifelong.running.run import pdf_for_finished_run

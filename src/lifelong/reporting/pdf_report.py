@@ -21,6 +21,7 @@ import torch
 
 from lifelong.checkpoint import atomic_write_bytes
 from lifelong.reporting.results import matrix_of
+from lifelong.reporting.run_details import confusion_figure, cost_table
 
 REPORT_NAME = "report.pdf"
 NOT_LOSSES = {"kind", "step", "experience", "epoch", "lr", "seconds"}
@@ -72,6 +73,7 @@ def write_pdf(
     steps: list[dict[str, Any]],
     out_path: Path,
     samples: tuple[torch.Tensor, torch.Tensor] | None = None,
+    confusion: list[list[int]] | None = None,
 ) -> Path:
     """Write the report to ``out_path`` and return it.
 
@@ -80,6 +82,7 @@ def write_pdf(
         steps: Its step records (see :func:`read_steps`).
         out_path: Where to write the PDF.
         samples: Generated ``(x, y)`` to show per class, or None.
+        confusion: The confusion counts after the last trained experience, or None.
     """
     import matplotlib
 
@@ -95,6 +98,11 @@ def write_pdf(
             pdf.savefig(_loss_page(plt, steps))
         if samples is not None and samples[0].dim() == 4:
             pdf.savefig(_samples_page(plt, *samples))
+        if confusion:
+            title = f"confusion after experience {results['experiences_trained']}"
+            pdf.savefig(confusion_figure(confusion, title))
+        if cost_table(results):
+            pdf.savefig(_text_page(plt, "cost", cost_table(results)))
         plt.close("all")
     atomic_write_bytes(out_path, buffer.getvalue())
     return out_path
@@ -163,4 +171,12 @@ def _samples_page(plt: Any, x: torch.Tensor, y: torch.Tensor) -> Any:
         axes[row][0].set_title(f"class {label}", fontsize=6, loc="left")
     fig.suptitle("generated samples per class")
     fig.tight_layout()
+    return fig
+
+
+def _text_page(plt: Any, title: str, text: str) -> Any:
+    """A page holding ``text`` in a fixed-width font (the cost table)."""
+    fig = plt.figure(figsize=(8.5, 4.5))
+    fig.text(0.03, 0.92, title, fontsize=12, weight="bold")
+    fig.text(0.03, 0.85, text, family="monospace", fontsize=7.5, va="top")
     return fig

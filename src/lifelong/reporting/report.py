@@ -10,15 +10,26 @@ import numpy as np
 
 from lifelong.checkpoint import save_figure
 from lifelong.reporting.results import matrix_of
+from lifelong.reporting.run_details import (
+    CONFUSION_PLOT,
+    cost_table,
+    forgetting_lines,
+    last_confusion,
+    per_class_table,
+    write_confusion_plot,
+)
 
-PLOT_NAMES = ("accuracy_matrix.png", "accuracy_curves.png")
-"""The plots :func:`write_plots` writes into a run folder."""
+PLOT_NAMES = ("accuracy_matrix.png", "accuracy_curves.png", CONFUSION_PLOT)
+"""The plots :func:`write_plots` writes into a run folder (the confusion heatmap when the run
+wrote confusion matrices)."""
 SUMMARY_NAMES = {
     "average_accuracy": "avg acc",
     "average_incremental_accuracy": "avg inc acc",
     "forgetting": "forgetting",
     "backward_transfer": "BWT",
     "forward_transfer": "FWT",
+    "stream_accuracy": "stream acc",
+    "top5_accuracy": "top-5 acc",
 }
 
 
@@ -31,7 +42,7 @@ def summary_table(results: dict[str, Any]) -> str:
     header = f"{'protocol':<10} " + " ".join(f"{n:>11}" for n in SUMMARY_NAMES.values())
     lines = [header, "-" * len(header)]
     for protocol, entry in results["protocols"].items():
-        cells = " ".join(f"{_fmt(entry['summary'][k]):>11}" for k in SUMMARY_NAMES)
+        cells = " ".join(f"{_fmt(entry['summary'].get(k)):>11}" for k in SUMMARY_NAMES)
         lines.append(f"{protocol:<10} {cells}")
     return "\n".join(lines)
 
@@ -74,7 +85,7 @@ def matrix_table(results: dict[str, Any], protocol: str) -> str:
 
 
 def full_report(results: dict[str, Any]) -> str:
-    """Summary table plus every accuracy matrix."""
+    """Summary table, every accuracy matrix, then forgetting, per-class accuracy and cost."""
     config = results.get("config", {})
     title = (
         f"{config.get('method', {}).get('name', '?')} on "
@@ -84,11 +95,21 @@ def full_report(results: dict[str, Any]) -> str:
     )
     parts = [title, "", summary_table(results)]
     parts += ["", *(matrix_table(results, p) + "\n" for p in results["protocols"])]
+    details = [forgetting_lines(results), per_class_table(results), cost_table(results)]
+    parts += [text + "\n" for text in details if text]
     return "\n".join(parts).rstrip() + "\n"
 
 
 def write_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
-    """Write ``accuracy_matrix.png`` (heatmaps) and ``accuracy_curves.png``; return their paths."""
+    """Write ``accuracy_matrix.png``, ``accuracy_curves.png`` and ``confusion_matrix.png``.
+
+    The confusion heatmap only when the run wrote the confusion counts of its last experience
+    (runs written before they existed did not).
+
+    Returns:
+        The paths written.
+    """
+    confusion = last_confusion(results, out_dir)  # read (and checked) before anything is drawn
     import matplotlib
 
     matplotlib.use("Agg")
@@ -138,4 +159,7 @@ def write_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
     fig.tight_layout()
     curves = save_figure(fig, out_dir / PLOT_NAMES[1], dpi=110)
     plt.close(fig)
-    return [heatmap, curves]
+    if confusion is None:
+        return [heatmap, curves]
+    last = results["experiences_trained"]
+    return [heatmap, curves, write_confusion_plot(confusion, last, out_dir / CONFUSION_PLOT)]

@@ -35,6 +35,7 @@ from lifelong.reporting.pdf_report import (
 )
 from lifelong.reporting.report import write_plots
 from lifelong.reporting.results import read_results, results_dict, write_results
+from lifelong.reporting.run_details import last_confusion
 from lifelong.reporting.run_logger import RunLogger, truncate_metrics
 from lifelong.reporting.tables import write_confusion, write_run_tables
 from lifelong.reporting.wandb_sink import WandbSink, WandbTarget, import_wandb
@@ -207,7 +208,9 @@ def write_run_pdf(run_dir: Path, results: dict[str, Any], method: Method, seed: 
     """Write ``RUN_DIR/report.pdf``, with samples when ``method`` generates inputs."""
     samples = generated_samples(method, SAMPLES_PER_CLASS, seed)
     steps = read_steps(run_dir / "metrics.jsonl")
-    return write_pdf(results, steps, run_dir / REPORT_NAME, samples)
+    return write_pdf(
+        results, steps, run_dir / REPORT_NAME, samples, last_confusion(results, run_dir)
+    )
 
 
 def pdf_for_finished_run(run_dir: Path) -> Path:
@@ -220,7 +223,8 @@ def pdf_for_finished_run(run_dir: Path) -> Path:
         built = build(cfg)
         restore(built, run_dir / CHECKPOINT)
         samples = generated_samples(built.method, SAMPLES_PER_CLASS, cfg.seed)
-    return write_pdf(results, steps, run_dir / REPORT_NAME, samples)
+    confusion = last_confusion(results, run_dir)
+    return write_pdf(results, steps, run_dir / REPORT_NAME, samples, confusion)
 
 
 def train_into(
