@@ -207,3 +207,13 @@ def test_a_malformed_results_file_is_one_line(tmp_path: Path, text: str) -> None
     with pytest.raises(ConfigError) as caught:
         read_results(path)
     assert "\n" not in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_one_seed_is_shown_without_a_std() -> None:
+    from lifelong.reproduce.ledger import Measured
+    from lifelong.reproduce.table import _ours
+
+    one = Measured(81.5, 0.0, 1, "2026-12-05", "cpu", "abc", "a run")
+    three = Measured(81.5, 1.25, 3, "2026-12-05", "cpu", "abc", "a run")
+    assert _ours(one) == "81.50 (n=1)"
+    assert _ours(three) == "81.50 ± 1.25 (n=3)"

@@ -213,9 +213,10 @@ def _record(done: Any, results_file: Path, device: str) -> str:
         commit(), device, round(done.seconds, 1), decision,
     )  # fmt: skip
     write_result(results_file, row.id, result)
-    paper = "no paper value" if row.value is None else f"paper {row.value:.2f} ± {row.std:.2f}"
-    paper += "" if row.verified or row.value is None else " (unverified)"
-    return (
-        f"{row.id}: {row.protocol} {mean:.2f} ± {std:.2f} (n={len(done.values)}), {paper}: "
-        f"{decision}"
-    )
+    ours = f"{mean:.2f} (n=1)" if len(done.values) == 1 else f"{mean:.2f} ± {std:.2f}"
+    ours += "" if len(done.values) == 1 else f" (n={len(done.values)})"
+    if row.value is None:
+        return f"{row.id}: {row.protocol} {ours}, no paper value"
+    paper = f"paper {row.value:.2f} ± {row.std:.2f}"
+    paper += "" if row.verified else " (unverified)"
+    return f"{row.id}: {row.protocol} {ours}, {paper}: {decision}"

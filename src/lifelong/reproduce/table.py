@@ -29,6 +29,8 @@ def _paper(row: Row) -> str:
 def _ours(measured: Measured | None) -> str:
     if measured is None:
         return "–"
+    if measured.n == 1:  # no std from one seed
+        return f"{measured.mean:.2f} (n=1)"
     return f"{measured.mean:.2f} ± {measured.std:.2f} (n={measured.n})"
 
 
