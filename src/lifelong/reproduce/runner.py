@@ -18,7 +18,6 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from lifelong.errors import ConfigError, DataError
 from lifelong.reproduce.ledger import Row
 from lifelong.reproduce.smoke_data import smoke_overrides, write_tiny_data
 from lifelong.sweep import Sweep, plan_sweep, run_sweep, write_summary
-from lifelong.sweep.plan import completed_results
+from lifelong.sweep.plan import completed_results, quiet_logger
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "run"
@@ -135,18 +134,6 @@ def reproduce_row(
     return Reproduction(row, tuple(done), tuple(values), tuple(failures), seconds, folder)
 
 
-@contextmanager
-def _quiet_runs() -> Iterator[None]:
-    """INFO lines of the runs (one per experience) are hidden during smoke runs."""
-    logger = logging.getLogger("lifelong")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def smoke_row(row: Row, workdir: Path, device: str = "cpu") -> Reproduction:
     """Run the row's first seed for a few iterations on tiny data, in this process.
 
@@ -166,7 +153,7 @@ def smoke_row(row: Row, workdir: Path, device: str = "cpu") -> Reproduction:
     sweep = plan_row(row, seeds, folder, root, device, extra)
     start = time.perf_counter()
     values = []
-    with _quiet_runs():
+    with quiet_logger("lifelong"):  # one INFO line per experience otherwise
         for trial in sweep.trials:
             results = completed_results(trial.run_dir)
             if results is None:

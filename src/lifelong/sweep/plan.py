@@ -211,8 +211,8 @@ def _dir_name(point: tuple[tuple[str, Any], ...]) -> str:
 
 
 @contextmanager
-def _quiet(name: str) -> Iterator[None]:
-    """Silence INFO lines of logger ``name`` (one "using the paper preset" line per trial)."""
+def quiet_logger(name: str) -> Iterator[None]:
+    """Silence INFO lines of logger ``name`` (e.g. one "using the paper preset" line per trial)."""
     logger = logging.getLogger(name)
     level = logger.level
     logger.setLevel(logging.WARNING)
@@ -273,7 +273,7 @@ def plan_sweep(data: Raw, path: Path, out: Path | None = None) -> Sweep:
             folder = out / name / _dir_name(point) if point else out / name
             for seed in own_seeds:
                 try:
-                    with _quiet("lifelong"):
+                    with quiet_logger("lifelong"):
                         layered = layered_config(
                             {"seed": seed}, chosen_preset, None, _overrides(raw)
                         )
