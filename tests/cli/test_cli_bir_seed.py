@@ -66,8 +66,9 @@ def test_seed_command_runs_on_a_cifar100_folder(cli, tmp_path: Path, command: st
     last = [s for s in steps if s.get("kind") == "step"][-1]
     for flag, terms in EXPECTED_TERMS.items():
         assert (terms <= last.keys()) == (flag in command), (flag, sorted(last))
-    pdf = (run_dir / "report.pdf").read_bytes()  # accuracies and losses; no samples of features
-    assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 3
+    # accuracies, losses, the confusion matrix and the cost table; no samples of features
+    pdf = (run_dir / "report.pdf").read_bytes()
+    assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 5
 
 
 def test_pretrain_command_runs_on_a_cifar10_folder(cli, tmp_path: Path) -> None:

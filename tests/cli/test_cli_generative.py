@@ -45,12 +45,13 @@ def test_bir_pdf_report_shows_generated_samples(cli, tmp_path):
     argv = ["run", *FAST, "--method", "bir", "--dataset", "seq-digits", "--iters", "5"]
     assert cli(*argv, "--run-dir", run_dir, "--pdf").code == 0
     pdf = (run_dir / "report.pdf").read_bytes()
-    # two accuracy pages (class-IL, task-IL), the losses and the generated samples
-    assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 4
+    # two accuracy pages (class-IL, task-IL), the losses, the generated samples, the confusion
+    # matrix and the cost table
+    assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 6
     (run_dir / "report.pdf").unlink()
     result = cli("report", run_dir, "--pdf")  # rebuilds bir from its checkpoint
     assert result.code == 0, result.err
-    assert len(re.findall(rb"/Type\s*/Page\b", (run_dir / "report.pdf").read_bytes())) == 4
+    assert len(re.findall(rb"/Type\s*/Page\b", (run_dir / "report.pdf").read_bytes())) == 6
 
 
 def test_bir_si_penalty_acts_only_after_the_first_experience(cli, tmp_path):
