@@ -114,9 +114,9 @@ class TermRecorder(RunLogger):
         super().__init__(None, 1000)
         self.seen: dict[int, list[tuple[int, set[str]]]] = {}
 
-    def step(self, out: StepOutput, experience: int, epoch: int) -> None:
+    def step(self, out: StepOutput, experience: int, epoch: int, lr: float | None = None) -> None:
         self.seen.setdefault(experience, []).append((epoch, set(out.terms)))
-        super().step(out, experience, epoch)
+        super().step(out, experience, epoch, lr)
 
 
 def _sarl(stream: Stream, **overrides: Any) -> SARL:

@@ -109,9 +109,9 @@ class TermRecorder(RunLogger):
         super().__init__(None, 1000)
         self.seen: dict[int, set[str]] = {}
 
-    def step(self, out, experience: int, epoch: int) -> None:  # type: ignore[no-untyped-def]
+    def step(self, out, experience: int, epoch: int, lr=None) -> None:  # type: ignore[no-untyped-def]
         self.seen.setdefault(experience, set()).update(out.terms)
-        super().step(out, experience, epoch)
+        super().step(out, experience, epoch, lr)
 
 
 def test_sarl_prototypes_old_model_and_loss_schedule() -> None:

@@ -67,10 +67,10 @@ class Recorder(RunLogger):
         super().__init__(None, 1000)
         self.similarity_losses: list[float] = []
 
-    def step(self, out, experience: int, epoch: int) -> None:  # type: ignore[no-untyped-def]
+    def step(self, out, experience: int, epoch: int, lr=None) -> None:  # type: ignore[no-untyped-def]
         if "similarity_bce" in out.terms:
             self.similarity_losses.append(float(out.terms["similarity_bce"]))
-        super().step(out, experience, epoch)
+        super().step(out, experience, epoch, lr)
 
 
 def _train(method: SARL, stream: Stream) -> Recorder:

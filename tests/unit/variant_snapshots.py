@@ -87,6 +87,16 @@ def digest(tensor: torch.Tensor) -> str:
     return hashlib.sha256(tensor.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
+SNAPSHOT_SUMMARY = (
+    "average_accuracy",
+    "average_incremental_accuracy",
+    "backward_transfer",
+    "forgetting",
+    "forward_transfer",
+)
+"""The summary metrics the snapshot holds (later ones, e.g. stream accuracy, are not in it)."""
+
+
 def seeded_run(name: str) -> dict[str, Any]:
     """Train ``name`` for 2 epochs per experience on seq-digits; its losses and final network."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,11 +112,22 @@ def seeded_run(name: str) -> dict[str, Any]:
         results = json.loads((run_dir / "results.json").read_text())
         state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     method_state = state["method"]
-    logged = [s for s in steps if "loss" in s]
+    # fields added after the snapshot was taken: the learning rate and the steps' wall seconds
+    logged = [
+        {k: v for k, v in s.items() if k not in ("lr", "seconds")} for s in steps if "loss" in s
+    ]
+    protocols = {
+        protocol: {
+            "initial": entry["initial"],
+            "matrix": entry["matrix"],
+            "summary": {k: entry["summary"][k] for k in SNAPSHOT_SUMMARY},
+        }
+        for protocol, entry in results["protocols"].items()
+    }
     return {
         "losses": [s["loss"] for s in logged],
         "steps": hashlib.sha256(json.dumps(logged, sort_keys=True).encode()).hexdigest()[:16],
-        "protocols": results["protocols"],
+        "protocols": protocols,
         "net": {
             k: digest(v)
             for k, v in sorted(method_state.items())
