@@ -27,18 +27,18 @@ def fresh_env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "MPLCONFIGDIR": str(mpl), "OMP_NUM_THREADS": "1"}
 
 
+def run_off_a_terminal(command: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``command`` with its output captured (not a terminal) and a fresh matplotlib cache."""
+    return subprocess.run(
+        command, capture_output=True, text=True, env=fresh_env(tmp_path), timeout=300, check=False
+    )
+
+
 def test_off_a_terminal_one_line_per_experience_and_nothing_else(
     lifelong_script: str, tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "run"
-    done = subprocess.run(
-        [lifelong_script, "run", *TINY, "--run-dir", str(run_dir)],
-        capture_output=True,
-        text=True,
-        env=fresh_env(tmp_path),
-        timeout=300,
-        check=False,
-    )
+    done = run_off_a_terminal([lifelong_script, "run", *TINY, "--run-dir", str(run_dir)], tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
     assert lines[0] == f"run directory: {run_dir}"
@@ -67,14 +67,8 @@ def test_other_packages_warnings_go_to_the_run_log(tmp_path: Path) -> None:
         "run.fit = noisy_fit\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-W", "always", "-c", script, "run", *TINY, "--run-dir", str(run_dir)],
-        capture_output=True,
-        text=True,
-        env=fresh_env(tmp_path),
-        timeout=300,
-        check=False,
-    )
+    command = [sys.executable, "-W", "always", "-c", script, "run", *TINY]
+    done = run_off_a_terminal([*command, "--run-dir", str(run_dir)], tmp_path)
     assert done.returncode == 0, done.stderr
     assert "library says" not in done.stderr and "unhappy" not in done.stderr, done.stderr
     assert f"3 warning(s) of other packages are in {run_dir / 'run.log'}" in done.stderr
