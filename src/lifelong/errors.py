@@ -29,6 +29,10 @@ class RunDirError(UserError):
     """The output folder cannot be written, or a run to resume is incomplete."""
 
 
+class OutputError(UserError):
+    """An optional output (Weights & Biases, the PDF report) could not be written."""
+
+
 class UserInterruptError(Exception):
     """The user stopped a command (Ctrl-C); the message says what was saved and how to go on."""
 

@@ -210,3 +210,31 @@ def test_the_python_api_logs_the_same_way(wandb_env: Path, tmp_path: Path) -> No
     assert logged["run"].project == "api-project"
     average = results["protocols"]["class-il"]["summary"]["average_accuracy"]
     assert logged["summary"]["class-il/average_accuracy"] == pytest.approx(average)
+
+
+def test_a_failed_run_closes_its_wandb_run_as_failed(wandb_env: Path, tmp_path: Path) -> None:
+    from lifelong.reporting.wandb_sink import WandbSink, WandbTarget
+
+    run_dir = tmp_path / "failed-run"
+    run_dir.mkdir()
+    sink = WandbSink(WandbTarget("p", "offline"))
+    sink.open(run_dir, {"seed": 3}, draws_plots=False)
+    sink.step(1, {"loss": 0.5})
+    sink.close()  # what a run that raised does
+    (log_file,) = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    records = finished_records(log_file)
+    (exit_record,) = [r.exit for r in records if r.WhichOneof("record_type") == "exit"]
+    assert exit_record.exit_code == 1
+    assert read_offline_run(run_dir)["history"][0]["train/loss"] == pytest.approx(0.5)
+
+
+def test_a_lost_wandb_process_is_one_clear_error(wandb_env: Path, tmp_path: Path) -> None:
+    from lifelong.errors import OutputError
+    from lifelong.reporting.wandb_sink import WandbSink, WandbTarget
+
+    sink = WandbSink(WandbTarget("p", "offline"))
+    sink._helper.kill()  # e.g. killed by the system for memory
+    with pytest.raises(OutputError, match="Weights & Biases process stopped"):
+        for step in range(100):  # the pipe may take a few writes to report it
+            sink.step(step, {"loss": 1.0})
+    sink.close()

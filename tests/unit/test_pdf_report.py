@@ -76,3 +76,37 @@ def test_read_steps_keeps_step_records(tmp_path: Path) -> None:
     assert [r["step"] for r in read_steps(metrics)] == [1]
     assert read_steps(tmp_path / "missing.jsonl") == []
     assert np.isfinite(read_steps(metrics)[0]["loss"])
+
+
+def test_the_pdf_helper_process_writes_the_same_pages(tmp_path: Path) -> None:
+    from lifelong.reporting.child_process import ChildProcess
+
+    samples = generated_samples(_Sampler(), 2, seed=0)
+    results = {**_results(), "experiences_trained": 2}
+    helper = ChildProcess("lifelong.reporting.pdf_worker", "the PDF helper")
+    try:
+        helper.send("pdf", results, [], tmp_path / "helper.pdf", samples, [[3, 1], [0, 4]])
+        helper.wait_for("reported")
+    finally:
+        helper.close()
+    write_pdf(results, [], tmp_path / "here.pdf", samples, [[3, 1], [0, 4]])
+    assert _pages(tmp_path / "helper.pdf") == _pages(tmp_path / "here.pdf") == 4
+
+
+def test_a_failing_pdf_helper_is_one_clear_error(tmp_path: Path) -> None:
+    import pytest
+
+    from lifelong.errors import OutputError
+    from lifelong.reporting.child_process import ChildProcess
+
+    helper = ChildProcess("lifelong.reporting.pdf_worker", "the PDF helper")
+    folder = tmp_path / "report.pdf"
+    folder.mkdir()  # the report cannot be written where a folder is
+    try:
+        helper.send("pdf", _results(), [], folder, None, None)
+        with pytest.raises(OutputError) as caught:
+            helper.wait_for("reported")
+    finally:
+        helper.close()
+    assert "\n" not in str(caught.value) and str(caught.value)
+    assert folder.is_dir() and not list(folder.iterdir())

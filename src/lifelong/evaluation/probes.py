@@ -27,10 +27,6 @@ from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F  # noqa: N812
-from sklearn.linear_model import RidgeClassifier
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from lifelong.data.tensors import ImageSet
@@ -143,6 +139,9 @@ def _fit_score(
     standardize: bool,
 ) -> float:
     """Fit a scikit-learn ``estimator`` (after a StandardScaler when asked); test accuracy in %."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     x_train, y_train, x_test, y_test = (t.detach().cpu().numpy() for t in data)
     model = make_pipeline(StandardScaler(), estimator) if standardize else estimator
     model.fit(x_train, y_train)
@@ -168,6 +167,8 @@ def knn_probe(
     if k > len(train_y):
         log.warning("k-NN probe: k=%d > %d training samples; using k=%d", k, *[len(train_y)] * 2)
         k = len(train_y)
+    from sklearn.neighbors import KNeighborsClassifier  # scikit-learn loads only for probes
+
     knn = KNeighborsClassifier(n_neighbors=k, metric=metric)
     return _fit_score(knn, (train_x.float(), train_y, test_x.float(), test_y), standardize)
 
@@ -181,6 +182,8 @@ def ridge_probe(
     standardize: bool = True,
 ) -> float:
     """Test accuracy (%) of a ridge classifier (one-vs-all least squares) on the features."""
+    from sklearn.linear_model import RidgeClassifier  # scikit-learn loads only for probes
+
     ridge = RidgeClassifier(alpha=alpha)
     return _fit_score(ridge, (train_x.float(), train_y, test_x.float(), test_y), standardize)
 

@@ -1,6 +1,7 @@
 """Weights & Biases logging (``lifelong run --wandb PROJECT``), an optional extra.
 
-``pip install "lifelong[wandb]"``; wandb is imported only when a run asks for it. A run sends its
+``pip install "lifelong[wandb]"``; wandb is imported only when a run asks for it, and then in a
+child process (:mod:`lifelong.reporting.wandb_worker`) that overlaps the run. A run sends its
 resolved config when it starts, the step losses (``train/*`` over ``train/step``) and the average
 accuracies after each experience (``eval/*`` over ``eval/experience``) while it trains, then at
 the end the accuracy matrices as one table (``accuracy_matrix``: protocol, after experience,
@@ -14,13 +15,15 @@ run later with ``wandb sync RUN_DIR/wandb/offline-run-*``.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lifelong.errors import ConfigError
+from lifelong.reporting.child_process import ChildProcess
+from lifelong.reporting.wandb_worker import WANDB_MISSING
 
 log = logging.getLogger(__name__)
 WANDB_MODES = ("online", "offline")
@@ -60,104 +63,80 @@ class WandbTarget:
             raise ConfigError(f"--wandb-mode must be one of {', '.join(WANDB_MODES)}")
 
 
-def import_wandb() -> Any:
-    """The ``wandb`` module, or one clear error saying how to install it."""
-    try:
-        import wandb  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as err:
-        raise ConfigError(
-            '--wandb needs the wandb package: pip install "lifelong[wandb]" (or drop --wandb)'
-        ) from err
-    return wandb
+def require_wandb() -> None:
+    """Check that wandb is installed (without importing it), or fail with one clear line."""
+    if importlib.util.find_spec("wandb") is None:
+        raise ConfigError(WANDB_MISSING)
 
 
 class WandbSink:
-    """One W&B run that receives a lifelong run's logs (see the module docstring).
+    """One W&B run that receives a lifelong run's logs, through a helper process.
+
+    The helper (:mod:`lifelong.reporting.wandb_worker`) starts with the sink, before the run loads
+    its data, and imports wandb meanwhile; :meth:`open` starts the W&B run there while the run
+    trains. The logging calls only write to the helper's pipe. Offline, a failure of the helper
+    is raised at the next call; online, :meth:`open` waits for the W&B run, so a missing login
+    fails before training starts.
 
     Args:
         target: Project, mode and entity.
-        run_dir: The run directory: its name names the W&B run, and wandb writes in it.
-        config: The resolved run config (``RunConfig.to_raw()``).
 
     Raises:
-        ConfigError: when wandb is not installed or cannot start a run (e.g. not logged in).
+        ConfigError: when wandb is not installed.
     """
 
-    def __init__(self, target: WandbTarget, run_dir: Path, config: dict[str, Any]) -> None:
-        wandb = import_wandb()
-        self._wandb = wandb
-        try:
-            self._run: Any = wandb.init(
-                project=target.project,
-                entity=target.entity,
-                mode=target.mode,
-                dir=str(run_dir),
-                name=run_dir.name,
-                config=config,
-                settings=wandb.Settings(silent=True, console="off"),  # run.log has the lines
-            )
-        except wandb.errors.Error as err:
-            first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise ConfigError(
-                f"Weights & Biases could not start a run ({first}): run `wandb login`, "
-                "or log to files with --wandb-mode offline"
-            ) from err
-        for axis, values in (("train/step", "train/*"), ("eval/experience", "eval/*")):
-            self._run.define_metric(axis, hidden=True)
-            self._run.define_metric(values, step_metric=axis)
-        if target.mode == "offline":
-            folder = Path(self._run.dir).parent
-            log.info("Weights & Biases: offline run %s (upload it with `wandb sync`)", folder)
+    def __init__(self, target: WandbTarget) -> None:
+        require_wandb()
+        self.target = target
+        self._helper = ChildProcess(
+            "lifelong.reporting.wandb_worker", "the Weights & Biases process"
+        )
+
+    def open(self, run_dir: Path, config: dict[str, Any], draws_plots: bool) -> None:
+        """Start the W&B run in ``run_dir`` (its name names the run) with the resolved config.
+
+        Online, wait until it has started (a missing login fails here, before training).
+
+        Args:
+            run_dir: The run directory.
+            config: The resolved run config (``RunConfig.to_raw()``).
+            draws_plots: The helper draws the run's PNG plots at :meth:`finish` (it loads
+                matplotlib while the run trains).
+        """
+        target = self.target
+        init = ("init", target.project, target.entity, target.mode, run_dir, config, draws_plots)
+        self._helper.send(*init)
+        if target.mode == "online":
+            self._helper.wait_for("ready")
+            log.info("Weights & Biases: run %s started", run_dir.name)
         else:
-            log.info("Weights & Biases: %s", self._run.url)
+            log.info(
+                "Weights & Biases: offline run in %s (upload it with `wandb sync`)",
+                run_dir / "wandb",
+            )
+        self._helper.send("warm-up")
 
     def step(self, step: int, losses: dict[str, float]) -> None:
         """Log one step record's losses (``train/NAME``) at global step ``step``."""
-        self._run.log({"train/step": step, **{f"train/{k}": v for k, v in losses.items()}})
+        self._helper.send("step", step, losses)
 
     def evaluation(self, experience: int, means: dict[str, float], seconds: float) -> None:
         """Log the average accuracies after training ``experience`` (0-based) and its time."""
-        values = {f"eval/{protocol}/average_accuracy": m for protocol, m in means.items()}
-        self._run.log({"eval/experience": experience + 1, **values, "eval/train_seconds": seconds})
+        self._helper.send("evaluation", experience, means, seconds)
 
     def finish(self, results: dict[str, Any], run_dir: Path) -> None:
-        """Log the results (table, summary, plots of ``run_dir``) and close the W&B run."""
-        rows = [
-            [protocol, i + 1, j + 1, value]
-            for protocol, entry in results["protocols"].items()
-            for i, row in enumerate(entry["matrix"][: results["experiences_trained"]])
-            for j, value in enumerate(row)
-            if value is not None
-        ]
-        columns = ["protocol", "after_experience", "tested_experience", "accuracy"]
-        logged: dict[str, Any] = {"accuracy_matrix": self._wandb.Table(columns, rows)}
-        for path in plots_of(run_dir):
-            name = path.relative_to(run_dir).with_suffix("").as_posix()
-            logged[f"plots/{name}"] = self._wandb.Image(str(path))
-        self._run.log(logged)
-        self._run.summary.update(summary_of(results))
-        self._run.finish()
+        """Send the results (table, summary, plots of ``run_dir``); :meth:`wait` closes the run.
 
-    def abort(self) -> None:
-        """Close the W&B run as failed (the lifelong run stopped with an error)."""
-        self._run.finish(exit_code=1)
+        The helper draws the plots first if :meth:`open` asked it to. The run's other end-of-run
+        outputs (the PDF) can be written between the two calls.
+        """
+        self._helper.send("finish", results, run_dir)
 
+    def wait(self) -> None:
+        """Wait until the helper has logged the results and closed the W&B run."""
+        self._helper.wait_for("done")  # run.finish() has returned: the W&B files are complete
+        self._helper.close(wait=False)
 
-def plots_of(run_dir: Path) -> list[Path]:
-    """The PNG plots of a run directory (wandb's own folder left out)."""
-    return sorted(p for p in run_dir.rglob("*.png") if "wandb" not in p.relative_to(run_dir).parts)
-
-
-def summary_of(results: dict[str, Any]) -> dict[str, float]:
-    """The summary metrics as flat ``PROTOCOL/METRIC`` numbers (undefined ones left out)."""
-    summary: dict[str, float] = {
-        "experiences_trained": results["experiences_trained"],
-        "train_seconds": sum(results["train_seconds"]),
-    }
-    for protocol, entry in results["protocols"].items():
-        for metric, value in entry["summary"].items():
-            if isinstance(value, int | float) and math.isfinite(value):
-                summary[f"{protocol}/{metric}"] = value
-    for protocol, entry in results.get("validation", {}).items():
-        summary[f"{protocol}/validation_accuracy"] = entry["average_accuracy"]
-    return summary
+    def close(self) -> None:
+        """Stop the helper; a W&B run it has not finished is closed as failed."""
+        self._helper.close()

@@ -25,6 +25,7 @@ from lifelong.data.stream import Stream
 from lifelong.errors import ConfigError, NonFiniteLossError, RunDirError
 from lifelong.evaluation.evaluator import Evaluator
 from lifelong.methods.base import METHODS, Method, MethodContext
+from lifelong.reporting.child_process import ChildProcess
 from lifelong.reporting.live_plot import LivePlot, VisdomPlot
 from lifelong.reporting.pdf_report import (
     REPORT_NAME,
@@ -38,7 +39,7 @@ from lifelong.reporting.results import read_results, results_dict, write_results
 from lifelong.reporting.run_details import last_confusion
 from lifelong.reporting.run_logger import RunLogger, truncate_metrics
 from lifelong.reporting.tables import write_confusion, write_run_tables
-from lifelong.reporting.wandb_sink import WandbSink, WandbTarget, import_wandb
+from lifelong.reporting.wandb_sink import WandbSink, WandbTarget
 from lifelong.running.run_dir import (
     CHECKPOINT,
     RESULTS,
@@ -55,6 +56,8 @@ from lifelong.running.train import FitState, fit
 log = logging.getLogger(__name__)
 SAMPLES_PER_CLASS = 8
 """Generated samples per class shown in the PDF report."""
+PDF_HELPER = "lifelong.reporting.pdf_worker"
+"""The module of the helper process that draws ``lifelong run --pdf``'s report."""
 
 
 @dataclass(frozen=True)
@@ -132,28 +135,53 @@ def execute(
     the run, other packages' included, goes to ``RUN_DIR/run.log``.
     """
     live = VisdomPlot(env=run_dir.name) if visdom else None
-    if wandb is not None:
-        import_wandb()  # fails before anything is written when the extra is missing
+    # helper processes start now and import what they need while the data loads and the run trains
+    sink = None if wandb is None else WandbSink(wandb)
+    pdf_helper = ChildProcess(PDF_HELPER, "the PDF helper") if pdf else None
+    try:
+        return write_run(cfg, run_dir, resume, tensorboard, plots, live, sink, pdf_helper)
+    finally:  # a helper that has not finished takes this as the run's failure
+        if sink is not None:
+            sink.close()
+        if pdf_helper is not None:
+            pdf_helper.close()
+
+
+def write_run(
+    cfg: RunConfig,
+    run_dir: Path,
+    resume: bool,
+    tensorboard: bool,
+    plots: bool,
+    live: LivePlot | None,
+    sink: WandbSink | None,
+    pdf_helper: ChildProcess | None,
+) -> dict[str, Any]:
+    """:func:`execute`'s work once its helper processes have started.
+
+    At the end, the PDF helper draws the report while the plots are drawn: by the W&B helper,
+    which then logs them, or else by the run itself.
+    """
     check_destination(run_dir, resume)
     built = build(cfg)  # loads and validates the data before anything is written
     prepare_run_dir(run_dir, resume)
-    raw_config = cfg.to_raw()
     with owning(run_dir):
         check_destination(run_dir, resume)  # again: another process may have started meanwhile
         with run_log(run_dir):
-            sink = None if wandb is None else WandbSink(wandb, run_dir, raw_config)
-            try:
-                results = train_and_write(built, cfg, run_dir, resume, tensorboard, live, sink)
-                if plots:
-                    write_plots(results, run_dir)
-                if pdf:
-                    write_run_pdf(run_dir, results, built.method, cfg.seed)
-            except BaseException:
-                if sink is not None:
-                    sink.abort()
-                raise
+            if sink is not None:
+                sink.open(run_dir, cfg.to_raw(), draws_plots=plots)
+            results = train_and_write(built, cfg, run_dir, resume, tensorboard, live, sink)
+            if pdf_helper is not None:
+                pdf_helper.send("pdf", *pdf_contents(run_dir, results, built.method, cfg.seed))
             if sink is not None:
                 sink.finish(results, run_dir)
+            elif plots:
+                write_plots(results, run_dir)
+            if pdf_helper is not None:
+                pdf_helper.wait_for("reported")
+                pdf_helper.close(wait=False)  # the report is written
+            if sink is not None:
+                sink.wait()
     return results
 
 
@@ -204,13 +232,17 @@ def starting_state(
     return FitState()
 
 
-def write_run_pdf(run_dir: Path, results: dict[str, Any], method: Method, seed: int) -> Path:
-    """Write ``RUN_DIR/report.pdf``, with samples when ``method`` generates inputs."""
+def pdf_contents(
+    run_dir: Path, results: dict[str, Any], method: Method, seed: int
+) -> tuple[Any, ...]:
+    """:func:`~lifelong.reporting.pdf_report.write_pdf`'s arguments for ``RUN_DIR/report.pdf``.
+
+    With samples when ``method`` generates inputs.
+    """
     samples = generated_samples(method, SAMPLES_PER_CLASS, seed)
     steps = read_steps(run_dir / "metrics.jsonl")
-    return write_pdf(
-        results, steps, run_dir / REPORT_NAME, samples, last_confusion(results, run_dir)
-    )
+    confusion = last_confusion(results, run_dir)
+    return results, steps, run_dir / REPORT_NAME, samples, confusion
 
 
 def pdf_for_finished_run(run_dir: Path) -> Path:
