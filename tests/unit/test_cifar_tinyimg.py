@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import pickle
 import re
 import struct
 import tarfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -356,7 +358,7 @@ def test_tiny_imagenet_root_may_be_the_folder_itself(tmp_path: Path) -> None:
 def test_tiny_imagenet_cache_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     base = _write_tiny(tmp_path)
     first = load_tiny_imagenet(str(tmp_path))
-    assert len(list((tmp_path / "cache").glob("tinyimagenet-*.pt"))) == 1
+    assert len(list((tmp_path / "cache").glob("tinyimagenet-*.u8"))) == 1
 
     def no_decode(*args: object, **kwargs: object) -> torch.Tensor:
         raise AssertionError("decoded again although the cache is valid")
@@ -370,14 +372,75 @@ def test_tiny_imagenet_cache_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyP
         load_tiny_imagenet(str(tmp_path))
 
 
-def test_tiny_imagenet_unreadable_cache_is_rebuilt(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "damage",
+    ["header-garbage", "header-missing", "pixels-truncated", "pixel-flipped", "pixels-missing"],
+)
+def test_tiny_imagenet_corrupt_cache_is_rebuilt_never_used(
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
     _write_tiny(tmp_path)
     first = load_tiny_imagenet(str(tmp_path))
-    (cache,) = (tmp_path / "cache").glob("tinyimagenet-*.pt")
-    cache.write_bytes(b"not a torch file")
-    again = load_tiny_imagenet(str(tmp_path))
-    assert torch.equal(first.train.x, again.train.x)
-    assert torch.load(cache, weights_only=True)["train_x"].shape == (12, 3, 64, 64)
+    (pixels,) = (tmp_path / "cache").glob("tinyimagenet-*.u8")
+    header = pixels.with_suffix(".json")
+    raw = bytearray(pixels.read_bytes())
+    assert len(raw) == (12 + 4) * 3 * 64 * 64
+    if damage == "header-garbage":
+        header.write_text("{not json")
+    elif damage == "header-missing":
+        header.unlink()
+    elif damage == "pixels-truncated":
+        pixels.write_bytes(bytes(raw[:-100]))
+    elif damage == "pixel-flipped":  # same size, one byte changed: only the checksum sees it
+        raw[5000] ^= 0xFF
+        pixels.write_bytes(bytes(raw))
+    else:
+        pixels.unlink()
+    with caplog.at_level("WARNING", logger="lifelong.data.imagefolder"):
+        again = load_tiny_imagenet(str(tmp_path))
+    assert torch.equal(first.train.x, again.train.x) and torch.equal(first.test.x, again.test.x)
+    assert "decoding the images again" in caplog.text
+    assert len(pixels.read_bytes()) == len(raw)  # rewritten whole
+    assert json.loads(header.read_text())["shapes"] == [[12, 3, 64, 64], [4, 3, 64, 64]]
+
+
+def test_the_image_cache_is_memory_mapped_and_private(tmp_path: Path) -> None:
+    _write_tiny(tmp_path)
+    load_tiny_imagenet(str(tmp_path))
+    (pixels,) = (tmp_path / "cache").glob("tinyimagenet-*.u8")
+    before = pixels.read_bytes()
+    cached = load_tiny_imagenet(str(tmp_path))
+    assert cached.train.x.untyped_storage().nbytes() == len(before)  # one mapping of the file
+    cached.train.x[0] = 0  # writable, copy-on-write: the cache file stays as it was
+    assert pixels.read_bytes() == before
+
+
+def test_decoding_runs_on_every_core_and_names_a_bad_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lifelong.data import imagefolder
+
+    files = [tmp_path / f"{i}.png" for i in range(9)]
+    for i, path in enumerate(files):
+        _png(path, torch.full((3, 12, 16), i * 20, dtype=torch.uint8))
+    monkeypatch.setattr(imagefolder, "DECODE_TASK_IMAGES", 2)  # 5 tasks on the thread pool
+    threads: set[int] = set()
+    decoded = imagefolder._decoded
+
+    def recording(*args: object) -> torch.Tensor:
+        threads.add(threading.get_ident())
+        time.sleep(0.02)  # long enough for every worker to take a task
+        return decoded(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(imagefolder, "_decoded", recording)
+    monkeypatch.setattr(imagefolder, "usable_cores", lambda: 3)
+    x = imagefolder.decode_files(files, 8, resize=True)
+    assert x.shape == (9, 3, 8, 8) and len(threads) >= 2
+    serial = torch.stack([decoded(f, 8, True) for f in files])
+    assert torch.equal(x, serial)  # each image lands at its own index
+    files[6].write_bytes(b"broken")
+    with pytest.raises(DataError, match=r"6\.png"):
+        imagefolder.decode_files(files, 8, resize=True)
 
 
 def test_tiny_imagenet_missing_folder_names_path(tmp_path: Path) -> None:

@@ -261,8 +261,10 @@ def _png_pixels(files: list[Path], size: int | None) -> torch.Tensor:
     """Decode the PNG files (all of one square size) and resize them, a chunk at a time."""
     side = _png_side(files[0])
     out = torch.empty((len(files), 3, size or side, size or side), dtype=torch.uint8)
-    for start in range(0, len(files), _CHUNK):
-        part = decode_files(files[start : start + _CHUNK], side, resize=False)
+    chunks = range(0, len(files), _CHUNK)
+    for number, start in enumerate(chunks, 1):
+        desc = f"decoding CORe50 part {number}/{len(chunks)}"
+        part = decode_files(files[start : start + _CHUNK], side, resize=False, desc=desc)
         out[start : start + len(part)] = _resize(part, size)
     return out
 

@@ -2,28 +2,41 @@
 
 :func:`load_image_folder` reads ``<root>/train/<class>/*`` and ``<root>/val/<class>/*``. Each file
 is decoded with torchvision (JPEG, PNG, ...; forced to RGB), its shorter side resized to ``size``
-and the centre ``size``×``size`` crop kept, all as tensor ops.
+and the centre ``size``×``size`` crop kept, all as tensor ops. :func:`decode_files` decodes on
+every core the process may use (threads: torchvision's decoders release the GIL), with a
+progress bar on a terminal.
 
-Decoding thousands of files takes a while, so the decoded tensors are cached under the user cache
+Decoding thousands of files takes a while, so the decoded images are cached under the user cache
 folder (``$LIFELONG_CACHE_DIR``, else ``$XDG_CACHE_HOME/lifelong``, else ``~/.cache/lifelong``),
-keyed by the dataset folder, the decode settings and every file's path, size and modification
-time: changing any file makes a new key. Only images are cached; labels always come from the
-current listing. Nothing is written next to the dataset, so a read-only copy works. An unreadable
-cache is ignored and rebuilt; a cache folder that cannot be written is only logged.
+keyed by the dataset folder, the decode settings and a checksum of the source listing (every
+file's path, size and modification time): changing any file makes a new key, so a stale cache is
+never read. A cache is two files: ``NAME-KEY.u8``, the raw uint8 pixels of the train then the
+test images, which later loads memory-map instead of reading, and ``NAME-KEY.json``, the shapes
+and a CRC-32 of every 64 MiB of pixels, all checked before the cache is used: a truncated or
+corrupt cache is logged, ignored and rebuilt. Only images are cached; labels always come from the
+current listing. Nothing is written next to the dataset, so a read-only copy works; a cache folder
+that cannot be written is only logged.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
+import threading
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
+from tqdm import tqdm
 
 from lifelong.data.tensors import ImageSet, TrainTest
 from lifelong.errors import DataError
@@ -34,7 +47,11 @@ Images = tuple[torch.Tensor, torch.Tensor]
 """Decoded (train, test) images, each uint8 (N, 3, H, W)."""
 
 IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".gif", ".webp"})
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
+CRC_CHUNK_BYTES = 64 << 20
+"""Bytes of cached pixels per CRC-32 in a cache's ``.json`` (checked in parallel)."""
+DECODE_TASK_IMAGES = 256
+"""Images per decoding task: small enough for a steady progress bar and a prompt error."""
 _TV_IO_DEPRECATION = "The image decoding and encoding capabilities of TorchVision"
 
 
@@ -56,35 +73,72 @@ def _decode_one(path: Path) -> torch.Tensor:
     return image
 
 
-def decode_files(paths: Sequence[Path], size: int, *, resize: bool) -> torch.Tensor:
-    """Decode image files into one uint8 (N, 3, size, size) tensor, forcing RGB.
+def decode_files(
+    paths: Sequence[Path], size: int, *, resize: bool, desc: str = "decoding images"
+) -> torch.Tensor:
+    """Decode image files into one uint8 (N, 3, size, size) tensor, forcing RGB, on every core.
 
     Args:
         paths: The image files, in the order wanted.
         size: Height and width of the result.
         resize: If true, resize each image's shorter side to ``size`` and keep the centre crop;
             if false, every image must already be ``size``×``size``.
+        desc: The progress bar's label (shown only on a terminal).
 
     Raises:
         DataError: naming the file, if one cannot be read or decoded, or has the wrong size.
     """
+    out = torch.empty((len(paths), 3, size, size), dtype=torch.uint8)
+    starts = range(0, len(paths), DECODE_TASK_IMAGES)
+    workers = min(usable_cores(), len(starts)) or 1
+    stop = threading.Event()
+    bar = tqdm(total=len(paths), desc=desc, unit="img", disable=None, mininterval=0.5, leave=False)
+
+    def decode_task(start: int) -> None:
+        end = min(start + DECODE_TASK_IMAGES, len(paths))
+        for i in range(start, end):
+            if stop.is_set():
+                return
+            out[i] = _decoded(paths[i], size, resize)
+        bar.update(end - start)
+
+    with bar, ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(decode_task, start) for start in starts]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = next((f for f in done if f.exception() is not None), None)
+        if failed is not None:
+            stop.set()
+            pool.shutdown(cancel_futures=True)
+            raise failed.exception()  # type: ignore[misc]
+    return out
+
+
+def usable_cores() -> int:
+    """The number of cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _decoded(path: Path, size: int, resize: bool) -> torch.Tensor:
+    """One image file as uint8 (3, size, size): resized and centre-cropped, or checked."""
     from torchvision.transforms.v2 import functional as tvf
 
-    out = torch.empty((len(paths), 3, size, size), dtype=torch.uint8)
     with warnings.catch_warnings():
         # torchvision >= 0.29 warns on every torchvision.io call that TorchCodec supersedes it.
         warnings.filterwarnings("ignore", message=_TV_IO_DEPRECATION, category=DeprecationWarning)
-        for i, path in enumerate(paths):
-            image = _decode_one(path)
-            if resize:
-                image = tvf.center_crop(tvf.resize(image, [size], antialias=True), [size, size])
-            elif tuple(image.shape[1:]) != (size, size):
-                raise DataError(
-                    f"{path} is {image.shape[2]}×{image.shape[1]} pixels, expected "
-                    f"{size}×{size}; the file does not belong to this dataset or is corrupt"
-                )
-            out[i] = image
-    return out
+        image = _decode_one(path)
+    if resize:
+        resized: torch.Tensor = tvf.center_crop(
+            tvf.resize(image, [size], antialias=True), [size, size]
+        )
+        return resized
+    if tuple(image.shape[1:]) != (size, size):
+        raise DataError(
+            f"{path} is {image.shape[2]}×{image.shape[1]} pixels, expected "
+            f"{size}×{size}; the file does not belong to this dataset or is corrupt"
+        )
+    return image
 
 
 def cache_dir() -> Path:
@@ -105,36 +159,67 @@ def cache_key(root: Path, files: Sequence[Path], settings: str) -> str:
     return digest.hexdigest()[:32]
 
 
-def _read_cache(path: Path, sizes: tuple[int, int]) -> Images | None:
-    if not path.is_file():
+def _crcs(pixels: torch.Tensor) -> list[int]:
+    """CRC-32 of every :data:`CRC_CHUNK_BYTES` of a uint8 tensor's bytes, on every core."""
+    flat = pixels.reshape(-1).numpy()
+    chunks = [flat[i : i + CRC_CHUNK_BYTES] for i in range(0, len(flat), CRC_CHUNK_BYTES)]
+    with ThreadPoolExecutor(usable_cores()) as pool:  # zlib releases the GIL on large buffers
+        return list(pool.map(zlib.crc32, chunks))
+
+
+def _read_cache(path: Path, key: str, sizes: tuple[int, int]) -> Images | None:
+    """The cached (train, test) images, memory-mapped, or None when missing, stale or corrupt."""
+    header_path = path.with_suffix(".json")
+    if not path.is_file() and not header_path.is_file():
         return None
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-        train_x, test_x = content["train_x"], content["test_x"]
-        for x, n in ((train_x, sizes[0]), (test_x, sizes[1])):
-            if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.dim() != 4:
-                raise ValueError("not uint8 (N, C, H, W) tensors")
-            if x.shape[0] != n:
-                raise ValueError(f"{x.shape[0]} images, expected {n}")
-        return train_x, test_x
-    except Exception as err:  # any unreadable or stale cache is simply rebuilt
-        log.warning("ignoring unreadable cache %s (%s); decoding the images again", path, err)
+        header: dict[str, Any] = json.loads(header_path.read_text())
+        if header.get("version") != _CACHE_VERSION or header.get("key") != key:
+            raise ValueError("written for other files or settings")
+        shapes = [tuple(int(d) for d in shape) for shape in header["shapes"]]
+        if [shape[0] for shape in shapes] != list(sizes) or any(len(s) != 4 for s in shapes):
+            raise ValueError(f"holds {[s[0] for s in shapes]} images, expected {list(sizes)}")
+        counts = [int(np.prod(shape)) for shape in shapes]
+        if path.stat().st_size != sum(counts):
+            raise ValueError(f"{path.stat().st_size} bytes, expected {sum(counts)} (truncated?)")
+        pixels = torch.from_file(str(path), shared=False, size=sum(counts), dtype=torch.uint8)
+        train, test = pixels[: counts[0]].view(shapes[0]), pixels[counts[0] :].view(shapes[1])
+        if [_crcs(train), _crcs(test)] != header["crc32"]:
+            raise ValueError("its pixels do not match their checksums (corrupt)")
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
+        log.warning("ignoring the image cache %s (%s); decoding the images again", path, err)
         return None
+    return train, test
 
 
-def _write_cache(path: Path, images: Images) -> None:
-    tmp_name = ""
+def _write_cache(path: Path, key: str, images: Images) -> None:
+    """Write the pixels, then the header that makes them valid (each file atomically)."""
+    arrays = [x.contiguous().numpy() for x in images]
+    header = {
+        "version": _CACHE_VERSION,
+        "key": key,
+        "shapes": [list(x.shape) for x in images],
+        "crc32": [_crcs(x) for x in images],
+    }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
-            tmp_name = tmp.name
-            torch.save({"train_x": images[0], "test_x": images[1]}, tmp)
-        os.replace(tmp_name, path)
+        _write_atomically(path, [a.data.cast("B") for a in arrays])
+        _write_atomically(path.with_suffix(".json"), [json.dumps(header).encode()])
         log.info("cached the decoded images in %s", path)
-    except (OSError, RuntimeError) as err:  # torch.save reports a full disk as RuntimeError
+    except OSError as err:
         log.warning("cannot write the image cache %s (%s); continuing without it", path, err)
-        if tmp_name:
-            Path(tmp_name).unlink(missing_ok=True)
+
+
+def _write_atomically(path: Path, parts: Sequence[bytes | memoryview]) -> None:
+    """Write ``parts`` one after the other into ``path`` through a temporary file."""
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
+        try:
+            for part in parts:
+                tmp.write(part)
+        except OSError:
+            Path(tmp.name).unlink(missing_ok=True)
+            raise
+    os.replace(tmp.name, path)
 
 
 def cached_decode(
@@ -150,16 +235,20 @@ def cached_decode(
         decode: Decodes the (train, test) images when there is no usable cache.
         sizes: The expected numbers of train and test images; a cache of other sizes is rebuilt.
     """
-    path = cache_dir() / f"{name}-{key}.pt"
-    cached = _read_cache(path, sizes)
+    path = cache_dir() / f"{name}-{key}.u8"
+    cached = _read_cache(path, key, sizes)
     if cached is not None:
         log.info("loaded the %s images from the cache %s", name, path)
         return cached
     start = time.perf_counter()
     images = decode()
     seconds = time.perf_counter() - start
-    log.info("decoded %d %s images in %.1f s", sum(len(x) for x in images), name, seconds)
-    _write_cache(path, images)
+    count = sum(len(x) for x in images)
+    log.info(
+        "decoded %d %s images in %.1f s (%.0f images/s on %d cores)",
+        count, name, seconds, count / max(seconds, 1e-9), usable_cores(),
+    )  # fmt: skip
+    _write_cache(path, key, images)
     return images
 
 
@@ -221,8 +310,8 @@ def load_image_folder(root: str, size: int) -> TrainTest:
         raise DataError(f"no image files under {empty}/<class>/; expected .JPEG or .png files")
 
     def decode() -> Images:
-        train_x = decode_files(train_files, size, resize=True)
-        return train_x, decode_files(val_files, size, resize=True)
+        train_x = decode_files(train_files, size, resize=True, desc=f"decoding {base.name} train")
+        return train_x, decode_files(val_files, size, resize=True, desc=f"decoding {base.name} val")
 
     key = cache_key(base, train_files + val_files, f"imagefolder size={size}")
     train_x, val_x = cached_decode("imagefolder", key, decode, (len(train_files), len(val_files)))

@@ -256,8 +256,8 @@ def load_tiny_imagenet(root: str, download: bool = False, size: int = _SIZE) -> 
 
     def decode() -> Images:
         resize = size != _SIZE
-        train_x = decode_files(train_files, size, resize=resize)
-        return train_x, decode_files(val_files, size, resize=resize)
+        train_x = decode_files(train_files, size, resize=resize, desc="decoding Tiny-ImageNet")
+        return train_x, decode_files(val_files, size, resize=resize, desc="decoding its val")
 
     listing = [directory / "wnids.txt", directory / "val" / "val_annotations.txt"]
     described = f"tiny-imagenet wnids={wnids} size={size}"
