@@ -15,8 +15,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from lifelong.errors import RunDirError, one_line
 
 
@@ -98,6 +96,8 @@ def save_figure(figure: Any, path: Path, dpi: int, tight: bool = False) -> Path:
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Serialise ``payload`` (tensors, numbers, strings, containers) atomically."""
     buffer = io.BytesIO()
+    import torch  # loaded when a checkpoint is written, not by the command line's start
+
     torch.save(payload, buffer)
     atomic_write_bytes(path, buffer.getvalue())
 
@@ -113,6 +113,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             f"no checkpoint at {path}: the run stopped before its first checkpoint; "
             f"`lifelong run --resume {path.parent}` starts it again"
         )
+    import torch
+
     try:
         payload: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:

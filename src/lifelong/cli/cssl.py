@@ -16,10 +16,8 @@ import dataclasses
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lifelong.cli.flags import parse_set
-from lifelong.config import Layered, layered_config
 from lifelong.sweep.cssl_options import OPTIONS, flag, translate
 
 log = logging.getLogger("lifelong")
@@ -52,10 +50,17 @@ def add_cssl_parser(sub: Any) -> None:
     )
 
 
+if TYPE_CHECKING:
+    from lifelong.config import Layered
+
+
 def cssl_layered(args: argparse.Namespace) -> Layered:
     """The run's config and each field's layer, from the ``main.py`` flags in ``args``."""
     given = {name: getattr(args, name) for name in OPTIONS if getattr(args, name) is not None}
     translation = translate(given)
+    from lifelong.cli.flags import parse_set  # the config schema loads only for a run
+    from lifelong.config import layered_config
+
     overrides = [*translation.overrides, *parse_set(args.lifelong_set)]
     return layered_config({"method": "cssl", **translation.request}, None, None, overrides)
 

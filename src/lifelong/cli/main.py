@@ -5,18 +5,12 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Sequence
 
-from lifelong.cli.commands import (
-    command_compare,
-    command_pretrain,
-    command_report,
-    command_run,
-)
 from lifelong.cli.parser import build_parser, parse_command
-from lifelong.cli.sweep_command import command_sweep
 from lifelong.errors import UserError, UserInterruptError
 from lifelong.running.run_log import OWN_LOGGER, is_own
 
@@ -51,32 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_.code or 0)
     log_to_screen(quiet=args.quiet or getattr(args, "non_verbose", False))  # mammoth's flag too
     try:
-        if args.command == "run":
-            return command_run(args)
-        if args.command == "list":
-            from lifelong.cli.describe import list_text
-
-            sys.stdout.write(list_text(args.what))
-            return 0
-        if args.command == "compare":
-            return command_compare(args)
-        if args.command == "pretrain":
-            return command_pretrain(args)
-        if args.command == "sweep":
-            return command_sweep(args)
-        if args.command == "cssl":
-            from lifelong.cli.cssl import command_cssl
-
-            return command_cssl(args)
-        if args.command == "reproduce":
-            from lifelong.cli.reproduce_command import command_reproduce
-
-            return command_reproduce(args)
-        if args.command == "bir":
-            from lifelong.cli.bir import command_bir
-
-            return command_bir(args)
-        return command_report(args)
+        return dispatch(args)
     except UserError as err:
         sys.stderr.write(f"lifelong: error: {err}\n")
         return 2
@@ -86,6 +55,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("lifelong: interrupted; every file written so far is whole\n")
         return INTERRUPTED
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the parsed command; each command's modules load only when it runs."""
+    if args.command == "list":
+        from lifelong.cli.describe import list_text
+
+        sys.stdout.write(list_text(args.what))
+        return 0
+    if args.command == "sweep":
+        from lifelong.cli.sweep_command import command_sweep
+
+        return command_sweep(args)
+    if args.command == "cssl":
+        from lifelong.cli.cssl import command_cssl
+
+        return command_cssl(args)
+    if args.command == "reproduce":
+        from lifelong.cli.reproduce_command import command_reproduce
+
+        return command_reproduce(args)
+    if args.command == "bir":
+        from lifelong.cli.bir import command_bir
+
+        return command_bir(args)
+    from lifelong.cli import commands
+
+    if args.command == "run":
+        return commands.command_run(args)
+    if args.command == "compare":
+        return commands.command_compare(args)
+    if args.command == "pretrain":
+        return commands.command_pretrain(args)
+    return commands.command_report(args)
 
 
 def entry_point() -> None:

@@ -16,11 +16,13 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lifelong.checkpoint import atomic_write_text
-from lifelong.config import RunConfig
 from lifelong.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lifelong.config import RunConfig
 
 NOTES_FILE = "notes.txt"
 DEFAULT_VALIDATION_PERCENT = 10.0

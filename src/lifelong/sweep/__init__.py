@@ -45,10 +45,34 @@ the file win over the command line (there is no command-line layer here), and re
 population std where we report the sample std.
 """
 
-from lifelong.sweep.children import SweepStoppedError, raise_on_termination
-from lifelong.sweep.plan import Sweep, Trial, completed_results, load_sweep, plan_sweep
-from lifelong.sweep.runner import Attempt, check_backend, run_once, run_sweep
-from lifelong.sweep.summary import summarize, summary_table, write_summary
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lifelong.sweep.children import SweepStoppedError, raise_on_termination
+    from lifelong.sweep.plan import Sweep, Trial, completed_results, load_sweep, plan_sweep
+    from lifelong.sweep.runner import Attempt, check_backend, run_once, run_sweep
+    from lifelong.sweep.summary import summarize, summary_table, write_summary
+
+_HOMES = {
+    "SweepStoppedError": "children",
+    "raise_on_termination": "children",
+    "Sweep": "plan",
+    "Trial": "plan",
+    "completed_results": "plan",
+    "load_sweep": "plan",
+    "plan_sweep": "plan",
+    "Attempt": "runner",
+    "check_backend": "runner",
+    "run_once": "runner",
+    "run_sweep": "runner",
+    "summarize": "summary",
+    "summary_table": "summary",
+    "write_summary": "summary",
+}
+"""Where each public name lives: they load on first use (``lifelong --help`` loads none)."""
 
 __all__ = [
     "Attempt",
@@ -66,3 +90,9 @@ __all__ = [
     "summary_table",
     "write_summary",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"lifelong.sweep.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'lifelong.sweep' has no attribute {name!r}")

@@ -19,7 +19,6 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lifelong.config import REQUEST_KEYS
 from lifelong.errors import ConfigError
 
 Raw = dict[str, Any]
@@ -182,6 +181,8 @@ class Translation:
 
     def as_fields(self) -> Raw:
         """Every value by its dotted config field (``dataset`` → ``dataset.name``)."""
+        from lifelong.config import REQUEST_KEYS  # the schema loads only when a run is resolved
+
         fields = {REQUEST_KEYS[name]: value for name, value in self.request.items()}
         return {**fields, **dict(self.overrides)}
 
@@ -250,6 +251,8 @@ def translate(options: Mapping[str, Any]) -> Translation:
             str(values["dataset"]), int(values["dataset.classes_per_experience"])
         )
     values.setdefault("dataset.shuffle_classes", True)
+    from lifelong.config import REQUEST_KEYS
+
     request = {k: v for k, v in values.items() if k in REQUEST_KEYS}
     overrides = tuple((k, v) for k, v in values.items() if k not in REQUEST_KEYS)
     return Translation(request, overrides)
