@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +15,20 @@ PRESET_DIR = Path(__file__).resolve().parent.parent / "preset_files"
 
 def preset_names() -> list[str]:
     """All preset names, ``<dataset>/<name>``, sorted."""
-    return sorted(
-        p.relative_to(PRESET_DIR).with_suffix("").as_posix() for p in PRESET_DIR.rglob("*.yaml")
-    )
+    return list(_shipped_presets())
+
+
+@functools.cache
+def _shipped_presets() -> tuple[str, ...]:
+    """The package's preset names, listed once per process (the files ship with the package)."""
+    found = PRESET_DIR.rglob("*.yaml")
+    return tuple(sorted(p.relative_to(PRESET_DIR).with_suffix("").as_posix() for p in found))
 
 
 def preset_path(name: str) -> Path:
     """The file of preset ``name``; a ConfigError with suggestions if there is none."""
     path = PRESET_DIR / f"{name}.yaml"
-    if name in preset_names():
+    if name in _shipped_presets():
         return path
     close = difflib.get_close_matches(name, preset_names(), n=3, cutoff=0.5)
     hint = f": did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
