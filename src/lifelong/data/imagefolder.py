@@ -61,10 +61,12 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def _decode_one(path: Path) -> torch.Tensor:
-    from torchvision.io import ImageReadMode, decode_image, read_file
+    """One file decoded to uint8 (3, H, W) RGB (Python reads the bytes: it frees the GIL then)."""
+    from torchvision.io import ImageReadMode, decode_image
 
     try:
-        image: torch.Tensor = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+        data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+        image: torch.Tensor = decode_image(data, mode=ImageReadMode.RGB)
     except (RuntimeError, OSError, ValueError) as err:
         raise DataError(
             f"cannot decode {path}: {err}; the image is corrupt or truncated, replace it or "
@@ -96,13 +98,14 @@ def decode_files(
 
     def decode_task(start: int) -> None:
         end = min(start + DECODE_TASK_IMAGES, len(paths))
-        for i in range(start, end):
-            if stop.is_set():
-                return
-            out[i] = _decoded(paths[i], size, resize)
+        if stop.is_set():
+            return
+        out[start:end] = torch.stack([_decoded(paths[i], size, resize) for i in range(start, end)])
         bar.update(end - start)
 
-    with bar, ThreadPoolExecutor(workers) as pool:
+    with warnings.catch_warnings(), bar, ThreadPoolExecutor(workers) as pool:
+        # torchvision >= 0.29 warns on every torchvision.io call that TorchCodec supersedes it.
+        warnings.filterwarnings("ignore", message=_TV_IO_DEPRECATION, category=DeprecationWarning)
         futures = [pool.submit(decode_task, start) for start in starts]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failed = next((f for f in done if f.exception() is not None), None)
@@ -121,24 +124,28 @@ def usable_cores() -> int:
 
 
 def _decoded(path: Path, size: int, resize: bool) -> torch.Tensor:
-    """One image file as uint8 (3, size, size): resized and centre-cropped, or checked."""
-    from torchvision.transforms.v2 import functional as tvf
+    """One image file as uint8 (3, size, size): resized and centre-cropped, or checked.
 
-    with warnings.catch_warnings():
-        # torchvision >= 0.29 warns on every torchvision.io call that TorchCodec supersedes it.
-        warnings.filterwarnings("ignore", message=_TV_IO_DEPRECATION, category=DeprecationWarning)
-        image = _decode_one(path)
+    Called on the decoding threads: torchvision's decoders and resizing release the GIL, so the
+    Python here is what the threads share.
+    """
+    image = _decode_one(path)
     if resize:
-        resized: torch.Tensor = tvf.center_crop(
-            tvf.resize(image, [size], antialias=True), [size, size]
-        )
-        return resized
+        return _resized(image, size)
     if tuple(image.shape[1:]) != (size, size):
         raise DataError(
             f"{path} is {image.shape[2]}×{image.shape[1]} pixels, expected "
             f"{size}×{size}; the file does not belong to this dataset or is corrupt"
         )
     return image
+
+
+def _resized(image: torch.Tensor, size: int) -> torch.Tensor:
+    """The shorter side resized to ``size`` (antialiased), then the centre crop."""
+    from torchvision.transforms.v2 import functional as tvf
+
+    resized: torch.Tensor = tvf.center_crop(tvf.resize(image, [size], antialias=True), [size, size])
+    return resized
 
 
 def cache_dir() -> Path:
