@@ -1,5 +1,5 @@
 """``python -m lifelong``: the same as the ``lifelong`` command."""
 
-from lifelong.cli import main
+from lifelong.cli.main import entry_point
 
-raise SystemExit(main())
+entry_point()

@@ -6,9 +6,13 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from lifelong.cli.parser import build_parser, parse_command
 from lifelong.errors import UserError, UserInterruptError
@@ -92,5 +96,22 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def entry_point() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point (and ``python -m lifelong``): run, then end the process."""
+    end_process(main())
+
+
+def end_process(code: int) -> NoReturn:
+    """Exit with ``code`` without the interpreter's teardown of every loaded module.
+
+    With torch, ``torch._dynamo`` (which ``torch.optim`` loads) and matplotlib loaded, Python's
+    finalisation takes about 1 s on the benchmark machine, after all output is written. The exit
+    handlers that libraries registered (``atexit``: logging's flush, multiprocessing's joins,
+    torch's) still run, and the standard streams are flushed; only the module teardown and the
+    final garbage collection are skipped. Every file lifelong writes is closed (and written
+    atomically) before :func:`main` returns.
+    """
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe, e.g. `| head`
+            stream.flush()
+    os._exit(code)
