@@ -7,8 +7,10 @@ batch 10 + 10 replayed, one epoch, SGD lr 0.1, one thread; DER++ with α 0.2 and
   default outputs (TensorBoard, plots, checkpoints, CSV tables), a fresh process per run.
 * Avalanche 0.6.0 (in ``benchmarks/out/avalanche-venv``, which
   ``avalanche_side_by_side.py`` creates): ``SplitMNIST`` read from the same MNIST files, its
-  ``SimpleMLP`` (2 hidden layers of 100, no dropout), ``Naive`` with ``ReplayPlugin`` (reservoir
-  buffer, ``batch_size_mem`` 10) and ``DER``, evaluated on the test stream after each experience
+  ``SimpleMLP`` (2 hidden layers of 100, no dropout), ``Naive`` with ``ReplayPlugin`` (its
+  default storage policy: experience-balanced, filled at the end of each experience, where ours
+  is a reservoir updated at every step; ``batch_size_mem`` 10) and ``DER``, evaluated on the
+  test stream after each experience
   with its default evaluator (accuracy and loss metrics, the interactive logger), as a user
   runs it, a fresh process per run.
 
