@@ -80,12 +80,14 @@ def test_read_steps_keeps_step_records(tmp_path: Path) -> None:
 
 def test_the_pdf_helper_process_writes_the_same_pages(tmp_path: Path) -> None:
     from lifelong.reporting.child_process import ChildProcess
+    from lifelong.reporting.pdf_worker import pdf_message
 
     samples = generated_samples(_Sampler(), 2, seed=0)
     results = {**_results(), "experiences_trained": 2}
     helper = ChildProcess("lifelong.reporting.pdf_worker", "the PDF helper")
     try:
-        helper.send("pdf", results, [], tmp_path / "helper.pdf", samples, [[3, 1], [0, 4]])
+        message = pdf_message(results, [], tmp_path / "helper.pdf", samples, [[3, 1], [0, 4]])
+        helper.send(*message)
         helper.wait_for("reported")
     finally:
         helper.close()
@@ -98,12 +100,13 @@ def test_a_failing_pdf_helper_is_one_clear_error(tmp_path: Path) -> None:
 
     from lifelong.errors import OutputError
     from lifelong.reporting.child_process import ChildProcess
+    from lifelong.reporting.pdf_worker import pdf_message
 
     helper = ChildProcess("lifelong.reporting.pdf_worker", "the PDF helper")
     folder = tmp_path / "report.pdf"
     folder.mkdir()  # the report cannot be written where a folder is
     try:
-        helper.send("pdf", _results(), [], folder, None, None)
+        helper.send(*pdf_message(_results(), [], folder, None, None))
         with pytest.raises(OutputError) as caught:
             helper.wait_for("reported")
     finally:

@@ -6,7 +6,8 @@ and its work while the run writes its other outputs, instead of adding both to t
 time. This module holds both ends of the pipe and imports only the standard library, so a helper
 that needs neither torch nor matplotlib does not load them.
 
-Protocol: the parent writes pickled tuples ``(kind, *arguments)`` to the helper's standard input
+Protocol: the parent writes JSON arrays ``[kind, *arguments]``, one per line (paths as strings;
+nothing is unpickled), to the helper's standard input
 and the helper answers on its standard output with lines: a word (``ready``, ``done``) or
 ``error: MESSAGE``, after which it exits. The end of its input tells the helper that the run
 failed.
@@ -15,8 +16,8 @@ failed.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -34,7 +35,7 @@ CLOSE_SECONDS = 60.0
 
 
 class ChildProcess:
-    """The parent's end: a helper ``python -m MODULE`` fed with pickled messages.
+    """The parent's end: a helper ``python -m MODULE`` fed with JSON messages.
 
     Args:
         module: The helper's module (it calls :func:`serve`).
@@ -76,7 +77,8 @@ class ChildProcess:
         self.raise_failure()
         assert self._process.stdin is not None
         try:
-            pickle.dump(message, self._process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            line = json.dumps(message, default=str) + "\n"  # Path -> str
+            self._process.stdin.write(line.encode())
             self._process.stdin.flush()
         except OSError:  # BrokenPipeError: the helper is gone; say why
             self.wait_for("")
@@ -155,11 +157,11 @@ def serve(handle: Callable[[tuple[Any, ...]], str | None], on_end: Callable[[], 
     outbox: TextIO = sys.stdout
     try:
         while True:
-            try:
-                message = pickle.load(inbox)
-            except EOFError:
+            line = inbox.readline()
+            if not line:
                 on_end()
                 return
+            message = tuple(json.loads(line))
             answer = handle(message)
             if answer is not None:
                 outbox.write(answer + "\n")

@@ -34,6 +34,7 @@ from lifelong.reporting.pdf_report import (
     read_steps,
     write_pdf,
 )
+from lifelong.reporting.pdf_worker import pdf_message
 from lifelong.reporting.report import write_plots
 from lifelong.reporting.results import read_results, results_dict, write_results
 from lifelong.reporting.run_details import last_confusion
@@ -172,7 +173,8 @@ def write_run(
                 sink.open(run_dir, cfg.to_raw(), draws_plots=plots)
             results = train_and_write(built, cfg, run_dir, resume, tensorboard, live, sink)
             if pdf_helper is not None:
-                pdf_helper.send("pdf", *pdf_contents(run_dir, results, built.method, cfg.seed))
+                contents = pdf_contents(run_dir, results, built.method, cfg.seed)
+                pdf_helper.send(*pdf_message(*contents))
             if sink is not None:
                 sink.finish(results, run_dir)
             elif plots:
