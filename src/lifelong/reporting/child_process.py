@@ -3,14 +3,13 @@
 A run's optional outputs (Weights & Biases, the PDF report) mostly cost imports and drawing.
 Started before the run loads its data, a helper process does its imports while the run trains
 and its work while the run writes its other outputs, instead of adding both to the run's wall
-time. This module holds both ends of the pipe and imports only the standard library, so a helper
-that needs neither torch nor matplotlib does not load them.
+time. This module holds both ends of the pipe and imports only the standard library (and
+lifelong's errors), so a helper that needs neither torch nor matplotlib does not load them.
 
 Protocol: the parent writes JSON arrays ``[kind, *arguments]``, one per line (paths as strings;
-nothing is unpickled), to the helper's standard input
-and the helper answers on its standard output with lines: a word (``ready``, ``done``) or
-``error: MESSAGE``, after which it exits. The end of its input tells the helper that the run
-failed.
+nothing is unpickled), to the helper's standard input, and the helper answers on its standard
+output with lines: a word (``ready``, ``done``) or ``error: MESSAGE``, after which it exits. The
+end of its input tells the helper that the run failed.
 """
 
 from __future__ import annotations
