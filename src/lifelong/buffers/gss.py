@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 import torch
-import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from lifelong.buffers.tensor_buffer import FieldSpec
@@ -17,21 +16,20 @@ EMPTY_BUFFER_SCORE = 0.1
 value)."""
 
 
-def gss_scores(new: torch.Tensor, stored: torch.Tensor) -> torch.Tensor:
+def gss_scores(cosines: torch.Tensor) -> torch.Tensor:
     """GSS-Greedy's score (Aljundi et al., NeurIPS 2019, Algorithm 2).
 
     ``c_i = max_j cos(g_i, G_j) + 1`` in [0, 2]: high when example i's gradient is aligned with a
     stored example's (redundant), low when it points elsewhere (diverse).
 
     Args:
-        new: Gradients of the offered examples, shape (B, P).
-        stored: Gradients of a random subset of the buffer, shape (N, P), N >= 1.
+        cosines: ``cos(g_i, G_j)`` between the gradients of the offered examples and those of a
+            random subset of the buffer, shape (B, N), N >= 1.
 
     Returns:
         Scores, shape (B,).
     """
-    cosine = F.normalize(new, dim=1) @ F.normalize(stored, dim=1).T
-    return cosine.max(dim=1).values + 1
+    return cosines.max(dim=1).values + 1
 
 
 class GSSBuffer(nn.Module):

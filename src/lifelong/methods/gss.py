@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F  # noqa: N812
-from torch.func import functional_call, grad, vmap
 
 from lifelong.buffers.gss import EMPTY_BUFFER_SCORE, GSSBuffer, gss_scores
 from lifelong.errors import ConfigError
 from lifelong.methods.base import Method, MethodContext, register
 from lifelong.methods.rehearsal import RehearsalConfig, replay_fields, with_replay
+from lifelong.nn.example_gradients import example_gradients
 from lifelong.types import Batch, StepOutput
 
 
@@ -51,11 +51,13 @@ class GSS(Method):
     its own gradient, as in the paper's algorithm, where the DER code scores the whole batch by
     the gradient of its mean loss (``c_B``), stores free-slot fills with ``c_B`` and lets a full
     buffer consider replacements (each by the example's own score) only when ``c_B < 1``;
-    ``batch_gate: true`` does what the DER code does. Per-example gradients are computed at once by
-    ``torch.func.vmap`` (the DER code runs one backward pass per buffer example and caches it
-    within a step); the replayed samples of the ``batch_num`` steps are drawn independently
-    (the DER code walks a random permutation of the buffer). Both compute gradients with the
-    network in eval mode.
+    ``batch_gate: true`` does what the DER code does. Per-example gradients are computed at once
+    (:func:`~lifelong.nn.example_gradients.example_gradients`: for an all-linear network such as
+    the DER paper's MLP, the cosines come from each layer's inputs and output gradients without
+    forming the gradients; otherwise by ``torch.func.vmap``), where the DER code runs one backward
+    pass per buffer example and caches it within a step; the replayed samples of the
+    ``batch_num`` steps are drawn independently (the DER code walks a random permutation of the
+    buffer). Both compute gradients with the network in eval mode.
     """
 
     name = "gss"
@@ -79,11 +81,11 @@ class GSS(Method):
         scores = torch.full((len(batch),), EMPTY_BUFFER_SCORE)
         if len(self.buffer) > 0:
             compared = self.buffer.sample(self.cfg.gss_minibatch_size, ("x", "y"))
-            stored = self.example_gradients(self.clean(compared["x"]), compared["y"])
-            own = self.example_gradients(self.clean(batch.x_clean), batch.y)
-            scores = gss_scores(own, stored)
+            stored = example_gradients(self.net, self.clean(compared["x"]), compared["y"])
+            own = example_gradients(self.net, self.clean(batch.x_clean), batch.y)
+            scores = gss_scores(own.cosines(stored))
             if self.cfg.batch_gate:
-                scores = self.gated_scores(scores, gss_scores(own.mean(0, keepdim=True), stored))
+                scores = self.gated_scores(scores, gss_scores(own.mean_cosines(stored)))
         items: dict[str, torch.Tensor | int] = {
             "x": batch.x_clean,
             "y": batch.y,
@@ -109,22 +111,3 @@ class GSS(Method):
     def clean(self, x_clean: torch.Tensor) -> torch.Tensor:
         """Normalised un-augmented inputs from stored ones (uint8 or already normalised)."""
         return x_clean if x_clean.is_floating_point() else self.ctx.transform.normalize(x_clean)
-
-    def example_gradients(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-example gradients of the cross-entropy w.r.t. the trainable parameters, (B, P)."""
-        params = {k: p.detach() for k, p in self.net.named_parameters() if p.requires_grad}
-        frozen = {k: p.detach() for k, p in self.net.named_parameters() if not p.requires_grad}
-        buffers = dict(self.net.named_buffers())
-
-        def example_loss(
-            trained: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor
-        ) -> torch.Tensor:
-            state = {**trained, **frozen, **buffers}
-            logits = functional_call(self.net, state, (xi.unsqueeze(0),))
-            return F.cross_entropy(logits, yi.unsqueeze(0))
-
-        was_training = self.net.training
-        self.net.train(False)
-        grads = vmap(grad(example_loss), in_dims=(None, 0, 0))(params, x, y)
-        self.net.train(was_training)
-        return torch.cat([g.reshape(len(y), -1) for g in grads.values()], dim=1)
