@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
 import torch
+from tests.contract.test_methods import build_method, fixed_batch, make_stream
 
 from lifelong.errors import ConfigError
 from lifelong.methods.mer import MERConfig, interpolate_, reptile_update
@@ -58,3 +60,25 @@ def test_config_refuses_non_positive_rates():
         MERConfig(beta=0.0)
     with pytest.raises(ConfigError, match="batch_num"):
         MERConfig(batch_num=0)
+
+
+def test_config_refuses_an_unknown_step_unit():
+    with pytest.raises(ConfigError, match="step_on"):
+        MERConfig(step_on="epoch")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("step_on", ["example", "batch"])
+def test_step_on_batch_takes_one_step_on_the_whole_batch_as_the_der_code(step_on: str) -> None:
+    stream = make_stream("grey")
+    method = build_method("mer", stream, step_on=step_on, grad_clip_norm=0.0, momentum=0.0)
+    batch = fixed_batch(stream, 0, size=6)
+    reference = copy.deepcopy(method.net)
+    method.observe(batch)  # the buffer is empty: the batch is the incoming examples only
+    one_step = torch.optim.SGD(reference.parameters(), lr=method.cfg.lr)
+    torch.nn.functional.cross_entropy(reference(batch.x), batch.y).backward()
+    one_step.step()
+    same = all(
+        torch.allclose(a, b, atol=1e-6)
+        for a, b in zip(method.net.parameters(), reference.parameters(), strict=True)
+    )
+    assert same == (step_on == "batch")  # six single-example steps land elsewhere
