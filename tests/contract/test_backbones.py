@@ -9,6 +9,7 @@ import torch
 
 import lifelong.components  # noqa: F401  (fills the registries)
 from lifelong.backbones import BACKBONES, Backbone
+from lifelong.nn.joint_forward import forward_each
 
 NUM_CLASSES = 7
 SHAPES = [(1, 28, 28), (3, 32, 32)]
@@ -73,3 +74,20 @@ def test_same_seed_gives_same_initialisation(name: str, shape: tuple[int, int, i
         assert torch.equal(first[key], again[key]), key
     other = build(name, shape, seed=1).state_dict()
     assert any(not torch.equal(first[k], other[k]) for k in first if first[k].is_floating_point())
+
+
+def test_joint_forward_equals_one_pass_per_batch_in_training_mode(
+    name: str, shape: tuple[int, int, int]
+) -> None:
+    """``forward_each`` merges batches only when every example's output is batch-independent."""
+    first, second = build(name, shape), build(name, shape)
+    first.train()
+    second.train()
+    a, b = _inputs(shape, 3, seed=3), _inputs(shape, 2, seed=4)
+    torch.manual_seed(5)
+    joint = forward_each(first, a, b)
+    torch.manual_seed(5)
+    separate = [second(a), second(b)]
+    for got, expected in zip(joint, separate, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(first.state_dict(), second.state_dict())  # running statistics

@@ -11,6 +11,7 @@ import torch.nn.functional as F  # noqa: N812
 from lifelong.errors import ConfigError
 from lifelong.methods.base import Method, MethodContext, register
 from lifelong.methods.rehearsal import RehearsalConfig, rehearsal_buffer
+from lifelong.nn.joint_forward import forward_each
 from lifelong.types import Batch, StepOutput
 
 
@@ -48,7 +49,9 @@ class DER(Method):
     """DER (Buzzega et al., NeurIPS 2020): CE on the current batch + alpha x logit MSE on replay.
 
     The buffer stores the un-augmented input, its label, the experience id and the logits the
-    network produced for the augmented input at insertion time (reservoir sampling).
+    network produced for the augmented input at insertion time (reservoir sampling). The current
+    and replayed batches share one forward pass when the network treats examples independently
+    (:func:`~lifelong.nn.joint_forward.forward_each`); the paper's code takes two.
     """
 
     name = "der"
@@ -62,15 +65,17 @@ class DER(Method):
     def observe(self, batch: Batch) -> StepOutput:
         """CE(f(x), y) + alpha MSE(f(x_buf), z_buf); store (x, y, f(x)) in the buffer."""
         self.optimizer.zero_grad(set_to_none=True)
-        logits = self.net(batch.x)
-        ce = F.cross_entropy(logits, batch.y)
-        loss = ce
-        terms = {"ce": ce.detach()}
-        if len(self.buffer) > 0:
+        if len(self.buffer) == 0:
+            logits = self.net(batch.x)
+            loss = F.cross_entropy(logits, batch.y)
+            terms = {"ce": loss.detach()}
+        else:
             replay = self.buffer.sample(self.cfg.minibatch_size, ("x", "logits"))
-            mse = logit_replay_loss(self.net(self.augment(replay["x"])), replay["logits"])
-            loss = loss + self.cfg.alpha * mse
-            terms["logit_mse"] = mse.detach()
+            logits, replayed = forward_each(self.net, batch.x, self.augment(replay["x"]))
+            ce = F.cross_entropy(logits, batch.y)
+            mse = logit_replay_loss(replayed, replay["logits"])
+            loss = ce + self.cfg.alpha * mse
+            terms = {"ce": ce.detach(), "logit_mse": mse.detach()}
         loss.backward()
         self.optimizer.step()
         self.store(batch, logits)

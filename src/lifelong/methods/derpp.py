@@ -9,6 +9,7 @@ import torch.nn.functional as F  # noqa: N812
 from lifelong.errors import ConfigError
 from lifelong.methods.base import MethodContext, register
 from lifelong.methods.der import DER, DERConfig, logit_replay_loss
+from lifelong.nn.joint_forward import forward_each
 from lifelong.types import Batch, StepOutput
 
 
@@ -31,6 +32,8 @@ class DERpp(DER):
 
     ``CE(f(x), y) + alpha MSE(f(x'), z') + beta CE(f(x''), y'')`` where ``(x', z')`` and
     ``(x'', y'')`` are two independent samples of the reservoir buffer, as in the paper's code.
+    The three batches share one forward pass when the network treats examples independently
+    (:func:`~lifelong.nn.joint_forward.forward_each`); the paper's code takes three.
     """
 
     name = "derpp"
@@ -43,18 +46,21 @@ class DERpp(DER):
     def observe(self, batch: Batch) -> StepOutput:
         """The DER++ objective on one batch; store (x, y, f(x)) in the buffer."""
         self.optimizer.zero_grad(set_to_none=True)
-        logits = self.net(batch.x)
-        ce = F.cross_entropy(logits, batch.y)
-        loss = ce
-        terms = {"ce": ce.detach()}
-        if len(self.buffer) > 0:
+        if len(self.buffer) == 0:
+            logits = self.net(batch.x)
+            loss = F.cross_entropy(logits, batch.y)
+            terms = {"ce": loss.detach()}
+        else:
             first = self.buffer.sample(self.cfg.minibatch_size, ("x", "logits"))
-            mse = logit_replay_loss(self.net(self.augment(first["x"])), first["logits"])
             second = self.buffer.sample(self.cfg.minibatch_size, ("x", "y"))
-            replay_ce = F.cross_entropy(self.net(self.augment(second["x"])), second["y"])
-            loss = loss + self.cfg.alpha * mse + self.cfg.beta * replay_ce
-            terms["logit_mse"] = mse.detach()
-            terms["replay_ce"] = replay_ce.detach()
+            logits, first_out, second_out = forward_each(
+                self.net, batch.x, self.augment(first["x"]), self.augment(second["x"])
+            )
+            ce = F.cross_entropy(logits, batch.y)
+            mse = logit_replay_loss(first_out, first["logits"])
+            replay_ce = F.cross_entropy(second_out, second["y"])
+            loss = ce + self.cfg.alpha * mse + self.cfg.beta * replay_ce
+            terms = {"ce": ce.detach(), "logit_mse": mse.detach(), "replay_ce": replay_ce.detach()}
         loss.backward()
         self.optimizer.step()
         self.store(batch, logits)

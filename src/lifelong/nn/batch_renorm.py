@@ -58,6 +58,9 @@ class BatchRenorm2d(nn.Module):
         inc_step: Growth of ``r_max`` and ``d_max`` per training sample.
     """
 
+    couples_examples = True
+    """Training normalises each example with its batch's statistics (see ``nn.joint_forward``)."""
+
     running_mean: torch.Tensor
     running_std: torch.Tensor
     r_max: torch.Tensor
