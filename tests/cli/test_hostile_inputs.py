@@ -134,6 +134,8 @@ ROWS: dict[str, Row] = {
         run("--method", "scommer", "--set", "method.dropout_layers=[5]"), "dropout_layers"
     ),
     "xder-gamma": Row(run("--method", "xder", "--set", "method.gamma=1.5"), "gamma"),
+    "precision-fp16": Row(run("--precision", "fp16"), "train.precision"),
+    "compile-not-bool": Row(run("--compile", "soon"), "compile"),
     "xder-rpc-fixed-head": Row(run("--method", "xder_rpc", "--set", "method.head=linear"), "head"),
     "section-number": Row(run("--config", "{tmp}/c.yaml"), "method", {"c.yaml": "method: 5\n"}),
     "name-number-file": Row(

@@ -10,6 +10,8 @@ MAX_EPOCHS = 100_000
 """The most passes over an experience (papers use at most a few hundred)."""
 MAX_ITERS = 1_000_000_000
 """The most iterations per experience (papers use at most a few thousand)."""
+PRECISIONS = ("fp32", "bf16")
+"""The training precisions: full float32, or bfloat16 autocast (no loss scaling needed)."""
 MAX_COUNT = 2**31 - 1
 """The largest batch size, step count or interval: torch indexes tensors with 32-bit counts."""
 
@@ -40,8 +42,18 @@ class TrainConfig:
     """Experiences between checkpoints (0: automatic, about 20 per stream; the last is always)."""
     checkpoint_minutes: float = 10.0
     """Also checkpoint at the first boundary this many minutes after the previous checkpoint."""
+    precision: str = "fp32"
+    """Training forward passes in ``fp32``, or in ``bf16`` under ``torch.autocast``."""
+    compile: bool = False
+    """Compile the network with ``torch.compile`` (speed only; the first steps compile it)."""
+    data_on_device: bool = True
+    """On an accelerator, copy each experience's images to it once rather than chunk by chunk."""
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         for name in ("epochs", "batch_size", "eval_batch_size", "log_every", "chunk_batches"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")

@@ -93,6 +93,9 @@ def resolve_device(name: str) -> torch.device:
 def build(cfg: RunConfig, stream: Stream | None = None) -> Built:
     """Seed, build the stream (unless given), the backbone, the method and the evaluator.
 
+    With ``train.compile`` the method's network is compiled in place (``nn.Module.compile``):
+    its forward passes run through ``torch.compile`` and everything else is unchanged.
+
     Args:
         cfg: The run configuration.
         stream: A stream built by the caller (for example from their own tensors); when given,
@@ -114,6 +117,8 @@ def build(cfg: RunConfig, stream: Stream | None = None) -> Built:
         backbone, stream.num_classes, stream.image_shape, stream.transform, device, generator
     )
     method = entry.build(cfg.method, ctx)
+    if cfg.train.compile:
+        method.net.compile()  # in place: parameter names, checkpoints and hooks stay as they are
     return Built(stream, method, Evaluator(stream, cfg.train.eval_batch_size, device), generator)
 
 

@@ -7,6 +7,7 @@ method → evaluator → accuracy matrix → checkpoint. Online training is a se
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -198,6 +199,10 @@ def train_experience(
 ) -> int:
     """Train ``method`` on one experience: hooks, epochs (or iterations), step logs.
 
+    On an accelerator the experience's images move to it once (``cfg.data_on_device``), so
+    batches, augmentation and buffers stay there; losses are read every ``cfg.log_every`` steps
+    (:class:`~lifelong.reporting.run_logger.RunLogger`), not at every step.
+
     Returns:
         The number of training images fed to ``observe``.
     """
@@ -212,6 +217,8 @@ def train_experience(
         mininterval=0.5,
         leave=False,
     )
+    if cfg.data_on_device and device.type != "cpu":
+        data = ImageSet(data.x.to(device), data.y.to(device))
     images = 0
     for epoch, num_steps in enumerate(epochs):
         for batch in batches(
@@ -225,7 +232,9 @@ def train_experience(
             device,
             experience.id,
         ):
-            logger.step(method.observe(batch), experience.id, epoch, learning_rate(method))
+            with training_precision(cfg.precision, device):
+                out = method.observe(batch)
+            logger.step(out, experience.id, epoch, learning_rate(method))
             images += len(batch.y)
             bar.update(1)
         logger.flush(experience.id, epoch)
@@ -233,6 +242,19 @@ def train_experience(
     bar.close()
     method.after_experience(experience)
     return images
+
+
+def training_precision(
+    precision: str, device: torch.device
+) -> torch.autocast | contextlib.nullcontext[None]:
+    """The context ``observe`` runs in: bf16 autocast on ``device``, or nothing for fp32.
+
+    The whole step runs under autocast, backward and optimiser step included: backward ops take
+    the dtypes their forward ops had, and bf16 needs no loss scaling. Evaluation stays in fp32.
+    """
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def learning_rate(method: Method) -> float | None:
