@@ -136,6 +136,10 @@ ROWS: dict[str, Row] = {
     "xder-gamma": Row(run("--method", "xder", "--set", "method.gamma=1.5"), "gamma"),
     "precision-fp16": Row(run("--precision", "fp16"), "train.precision"),
     "compile-not-bool": Row(run("--compile", "soon"), "compile"),
+    "imagenet-weights-width": Row(
+        run("--backbone", "mobilenet_v1", "--pretrained", "imagenet", "--width", "0.5"),
+        "width 1.0",
+    ),
     "xder-rpc-fixed-head": Row(run("--method", "xder_rpc", "--set", "method.head=linear"), "head"),
     "section-number": Row(run("--config", "{tmp}/c.yaml"), "method", {"c.yaml": "method: 5\n"}),
     "name-number-file": Row(

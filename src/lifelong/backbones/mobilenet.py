@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from lifelong.backbones import BACKBONES, Backbone, BackboneSpec
+from lifelong.backbones.imagenet_weights import IMAGENET, imagenet_mobilenet
 from lifelong.backbones.split import cut
 from lifelong.errors import ConfigError, DataError
 from lifelong.nn.batch_renorm import BatchRenorm2d, WarmStartBatchNorm2d
@@ -81,7 +82,7 @@ class MobileNetConfig:
     batch_renorm: bool = True
     """Norm layers are BatchRenorm2d (True, as AR1*) or batch norm (False; WarmStartBatchNorm2d)."""
     pretrained: str | None = None
-    """Local weights file (pytorchcv mobilenet_w1 names or ours); None: random initialisation."""
+    """Weights file (pytorchcv or ours), ``imagenet`` (pytorchcv's, fetched once), None: random."""
     norm_momentum: float = 0.01
     """Momentum of the norm layers' running statistics (ar1-pytorch: 0.01; 0.1 for scratch)."""
 
@@ -171,7 +172,9 @@ class MobileNetV1(Backbone):
                 depthwise = key.endswith("_dw.conv")
                 fan: Literal["fan_in", "fan_out"] = "fan_in" if depthwise else "fan_out"
                 nn.init.kaiming_normal_(module.weight, mode=fan, nonlinearity="relu")
-        if cfg.pretrained is not None:
+        if cfg.pretrained == IMAGENET:
+            load_pretrained(self, imagenet_mobilenet(cfg.width))
+        elif cfg.pretrained is not None:
             load_pretrained(self, cfg.pretrained)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

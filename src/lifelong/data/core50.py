@@ -40,6 +40,7 @@ from typing import IO
 import numpy as np
 import torch
 
+from lifelong.data.core50_download import IMAGE_FOLDER, IMAGES_URL, NPZ, TABLES_URL, download_core50
 from lifelong.data.imagefolder import Images, cache_key, cached_decode, decode_files
 from lifelong.data.nic import shared_test_experiences
 from lifelong.data.safe_pickle import BYTES_GLOBALS, NUMPY_ARRAY_GLOBALS, safe_load
@@ -54,10 +55,6 @@ log = logging.getLogger(__name__)
 SCENARIO_BATCHES = {"ni": 8, "nc": 9, "nic": 79, "nicv2_79": 79, "nicv2_196": 196, "nicv2_391": 391}
 """Training batches of each official scenario (the tables hold one more entry: the test set)."""
 NUM_CLASSES = 50
-TABLES_URL = "https://vlomonaco.github.io/core50/data/"
-IMAGES_URL = "http://bias.csr.unibo.it/maltoni/download/core50/"
-IMAGE_FOLDER = "core50_128x128"
-NPZ = "core50_imgs.npz"
 CORE50 = ImageTransform((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 """ImageNet mean and std, no augmentation (the reference's ``preprocess_imgs``)."""
 _KINDS = "plug_adapter mobile_phone scissor light_bulb can glass ball marker cup remote_control"
@@ -102,8 +99,9 @@ def _locate(base: Path) -> Path:
             return candidate
     raise DataError(
         f"CORe50 not found: looked for {', '.join(_TABLES)} in {base / 'core50'} and {base}; "
-        f"download them from {TABLES_URL} and {NPZ} (or {IMAGE_FOLDER}.zip, unzipped) from "
-        f"{IMAGES_URL} into DIR/core50, then pass --data-root DIR"
+        f"pass --download to fetch them, or download them from {TABLES_URL} and {NPZ} (or "
+        f"{IMAGE_FOLDER}.zip, unzipped) from {IMAGES_URL} into DIR/core50, then pass "
+        "--data-root DIR"
     )
 
 
@@ -351,10 +349,7 @@ def core50_scenario(scenario: str) -> Callable[[DatasetConfig, int], Stream]:
 
     def build(cfg: DatasetConfig, seed: int) -> Stream:
         if cfg.download:
-            raise ConfigError(
-                f"CORe50 cannot be downloaded automatically: fetch {', '.join(_TABLES)} from "
-                f"{TABLES_URL} and {NPZ} from {IMAGES_URL}, then pass --data-root"
-            )
+            download_core50(Path(cfg.root).expanduser())
         data = load_core50(cfg.root, scenario, cfg.run, cfg.image_size, cfg.test_subsample or 20)
         experiences = shared_test_experiences(data.batches, data.test)
         return Stream(name, experiences, NUM_CLASSES, "gcil", CORE50, data.class_names)
