@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from lifelong.reproduce import Result, write_result
@@ -144,3 +145,39 @@ def test_an_error_leaves_the_results_file_untouched(
     ):
         one_line_error(cli(*argv, "--out", tmp_path / "o"))
     assert results.read_bytes() == before and not (tmp_path / "o").exists()
+
+
+def test_bf16_runs_go_to_their_own_folder_and_record_the_precision(
+    cli: Callable[..., Any], tmp_path: Path, fake_mnist: Path
+) -> None:
+    ledger = write_ledger(tmp_path / "ledger.yaml", {**TINY, "seeds": [0]})
+    out = tmp_path / "runs"
+    argv = ["reproduce", "tiny-er", "--ledger", ledger, "--data-root", fake_mnist, "--out", out]
+    assert cli(*argv).code == 0
+    done = cli(*argv, "--precision", "bf16")
+    assert done.code == 0, done.err
+    folders = sorted((out / "seq-mnist").iterdir())
+    assert len(folders) == 2  # fp32 and bf16 runs are kept apart
+    configs = [yaml.safe_load((f / "run" / "seed0" / "config.yaml").read_text()) for f in folders]
+    assert sorted(c["train"]["precision"] for c in configs) == ["bf16", "fp32"]
+    recorded = yaml.safe_load((tmp_path / "ledger_results.yaml").read_text())["tiny-er"]
+    assert recorded["precision"] == "bf16" and recorded["peak_device_mib"] is None  # the CPU
+
+
+def test_results_entries_without_the_newer_fields_still_load(tmp_path: Path) -> None:
+    from lifelong.errors import ConfigError
+    from lifelong.reproduce import read_results
+
+    path = tmp_path / "results.yaml"
+    old: dict[str, Any] = {"mean": 1.0, "std": 0.0, "n": 1, "values": [1.0], "seeds": [0]}
+    old |= {"date": "d", "machine": "m", "commit": "c", "device": "cpu", "wall_seconds": 1.0}
+    old["decision"] = "x"
+    path.write_text(
+        yaml.safe_dump({"a": old, "b": {**old, "precision": "bf16", "peak_device_mib": 512}})
+    )
+    entries = read_results(path)
+    assert entries["a"].precision == "fp32" and entries["a"].peak_device_mib is None
+    assert entries["b"].precision == "bf16" and entries["b"].peak_device_mib == 512.0
+    path.write_text(yaml.safe_dump({"c": {**old, "precision": "fp16"}}))
+    with pytest.raises(ConfigError, match="precision"):
+        read_results(path)

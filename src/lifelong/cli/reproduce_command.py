@@ -49,6 +49,11 @@ def add_reproduce_parser(sub: Any) -> None:
     parser.add_argument("--out", type=Path, help=f"where the runs go (default {DEFAULT_OUT})")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda with --gpu-rows)")
     parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        help="the runs' train.precision (default: bf16 with --gpu-rows, else fp32)",
+    )
+    parser.add_argument(
         "--jobs", type=int, default=1, help="seeds (--smoke: rows) at a time, one thread each"
     )
     parser.add_argument("--backend", choices=["local", "ray"], default="local")
@@ -174,6 +179,7 @@ def _reproduce(rows: tuple[Any, ...], args: argparse.Namespace, results_file: Pa
     from lifelong.reproduce import reproduce_row
 
     device = _device(args)
+    precision = args.precision or ("bf16" if args.gpu_rows else "fp32")
     needs_data = [r.id for r in rows if r.scenario != "seq-digits"]
     if needs_data and args.data_root is None:
         raise ConfigError(
@@ -185,8 +191,9 @@ def _reproduce(rows: tuple[Any, ...], args: argparse.Namespace, results_file: Pa
     for row in rows:
         seeds = tuple(args.seeds) if args.seeds is not None else row.seeds
         done = reproduce_row(
-            row, seeds, args.out or DEFAULT_OUT, args.data_root, device, args.jobs, args.backend
-        )
+            row, seeds, args.out or DEFAULT_OUT, args.data_root, device, args.jobs, args.backend,
+            precision,
+        )  # fmt: skip
         if done.failures:
             failed += 1
             sys.stderr.write(
@@ -194,13 +201,13 @@ def _reproduce(rows: tuple[Any, ...], args: argparse.Namespace, results_file: Pa
                 f"({done.failures[0]}; see {done.folder / 'summary.md'}); nothing recorded\n"
             )
             continue
-        sys.stdout.write(_record(done, results_file, device) + "\n")
+        sys.stdout.write(_record(done, results_file, device, precision) + "\n")
     if rows:
         sys.stdout.write(f"results: {results_file}\n")
     return 1 if failed else 0
 
 
-def _record(done: Any, results_file: Path, device: str) -> str:
+def _record(done: Any, results_file: Path, device: str, precision: str) -> str:
     """Write ``done`` to the results file; the line that says what it was."""
     from lifelong.reproduce import Result, decide, mean_std, write_result
     from lifelong.reproduce.provenance import commit, machine, today
@@ -210,7 +217,7 @@ def _record(done: Any, results_file: Path, device: str) -> str:
     decision = decide(mean, row)
     result = Result(
         mean, std, len(done.values), done.values, done.seeds, today(), machine(device),
-        commit(), device, round(done.seconds, 1), decision,
+        commit(), device, round(done.seconds, 1), decision, precision, done.peak_device_mib,
     )  # fmt: skip
     write_result(results_file, row.id, result)
     ours = f"{mean:.2f} (n=1)" if len(done.values) == 1 else f"{mean:.2f} ± {std:.2f}"

@@ -31,6 +31,8 @@ FIELDS = (
     "mean", "std", "n", "values", "seeds", "date", "machine", "commit", "device", "wall_seconds",
     "decision",
 )  # fmt: skip
+OPTIONAL_FIELDS = ("precision", "peak_device_mib")
+"""Fields later reproductions add (older entries lack them)."""
 
 
 def decide(mean: float, row: Row) -> str:
@@ -67,6 +69,8 @@ class Result:
     device: str
     wall_seconds: float
     decision: str
+    precision: str = "fp32"
+    peak_device_mib: float | None = None
 
     def measured(self, results_file: Path) -> Measured:
         """The result as a ledger measurement."""
@@ -76,8 +80,15 @@ class Result:
 
 def _result(path: Path, row_id: str, raw: Any) -> Result:
     where = f"results file {path}: {row_id}"
-    if not isinstance(raw, dict) or set(raw) != set(FIELDS):
-        raise ConfigError(f"{where}: must be a mapping with exactly {', '.join(FIELDS)}")
+    if not isinstance(raw, dict) or not set(FIELDS) <= set(raw) <= {*FIELDS, *OPTIONAL_FIELDS}:
+        optional = ", ".join(OPTIONAL_FIELDS)
+        raise ConfigError(f"{where}: must be a mapping of {', '.join(FIELDS)} (and {optional})")
+    precision = raw.get("precision", "fp32")
+    peak = raw.get("peak_device_mib")
+    if precision not in ("fp32", "bf16") or not (
+        peak is None or (isinstance(peak, int | float) and not isinstance(peak, bool))
+    ):
+        raise ConfigError(f"{where}: precision must be fp32 or bf16, peak_device_mib a number")
     numbers = [raw["mean"], raw["std"], raw["wall_seconds"], *_list(where, raw["values"])]
     if any(isinstance(v, bool) or not isinstance(v, int | float) for v in numbers):
         raise ConfigError(f"{where}: mean, std, wall_seconds and values must be numbers")
@@ -96,6 +107,8 @@ def _result(path: Path, row_id: str, raw: Any) -> Result:
         values=tuple(float(v) for v in raw["values"]),
         seeds=tuple(seeds),
         wall_seconds=float(raw["wall_seconds"]),
+        precision=precision,
+        peak_device_mib=None if peak is None else float(peak),
         **texts,
     )
 
@@ -130,6 +143,8 @@ def write_result(path: Path, row_id: str, result: Result) -> None:
     for key in sorted(entries):
         fields = asdict(entries[key])
         fields["values"], fields["seeds"] = list(fields["values"]), list(fields["seeds"])
+        if fields["precision"] == "fp32" and fields["peak_device_mib"] is None:
+            del fields["precision"], fields["peak_device_mib"]  # a CPU entry as before
         data[key] = fields
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
     atomic_write_text(path, HEADER + text)

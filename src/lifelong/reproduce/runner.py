@@ -43,6 +43,8 @@ class Reproduction:
     failures: tuple[str, ...]
     seconds: float
     folder: Path
+    peak_device_mib: float | None = None
+    """The largest peak CUDA memory of the finished seeds (None on the CPU)."""
 
 
 def run_folder(out: Path, row: Row, device: str, extra: Sequence[tuple[str, Any]] = ()) -> Path:
@@ -111,27 +113,42 @@ def reproduce_row(
     device: str,
     jobs: int = 1,
     backend: str = "local",
+    precision: str = "fp32",
 ) -> Reproduction:
     """Run (or resume) the row's seeds as ``lifelong run`` processes; collect the accuracies.
+
+    ``precision`` is the runs' ``train.precision``; bf16 runs go to their own folder.
 
     Raises:
         ConfigError, DataError: before anything runs (a bad row, missing data).
     """
-    folder = run_folder(out, row, device)
-    sweep = plan_row(row, seeds, folder, data_root, device)
+    extra = [] if precision == "fp32" else [("train.precision", precision)]
+    folder = run_folder(out, row, device, extra)
+    sweep = plan_row(row, seeds, folder, data_root, device, extra)
     check_data(sweep)
     start = time.perf_counter()
     outcomes = run_sweep(sweep, jobs, backend, tensorboard=False)
     write_summary(sweep, outcomes)
-    values, done, failures = [], [], []
+    values, done, failures, peaks = [], [], [], []
     for trial, attempt in sorted(outcomes, key=lambda pair: pair[0].seed):
         if attempt.status in ("ok", "done before"):
             values.append(_value(row, attempt.accuracy))
             done.append(trial.seed)
+            peaks.append(_peak_device_mib(trial.run_dir))
         else:
             failures.append(f"seed {trial.seed}: {attempt.status}: {attempt.error}")
     seconds = time.perf_counter() - start
-    return Reproduction(row, tuple(done), tuple(values), tuple(failures), seconds, folder)
+    measured = [p for p in peaks if p is not None]
+    peak = max(measured) if measured else None
+    return Reproduction(row, tuple(done), tuple(values), tuple(failures), seconds, folder, peak)
+
+
+def _peak_device_mib(run_dir: Path) -> float | None:
+    """The run's peak CUDA memory from its ``results.json`` cost (None when not measured)."""
+    results = completed_results(run_dir)
+    cost = results.get("cost") if results is not None else None
+    peak = cost.get("peak_device_mib") if isinstance(cost, dict) else None
+    return float(peak) if isinstance(peak, int | float) and peak == peak else None
 
 
 def smoke_row(row: Row, workdir: Path, device: str = "cpu") -> Reproduction:
