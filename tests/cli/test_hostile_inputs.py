@@ -136,6 +136,9 @@ ROWS: dict[str, Row] = {
     "xder-gamma": Row(run("--method", "xder", "--set", "method.gamma=1.5"), "gamma"),
     "precision-fp16": Row(run("--precision", "fp16"), "train.precision"),
     "compile-not-bool": Row(run("--compile", "soon"), "compile"),
+    "cssl-optimizer": Row(
+        run("--method", "cssl", "--set", "method.optimizer=rmsprop"), "optimizer"
+    ),
     "imagenet-weights-width": Row(
         run("--backbone", "mobilenet_v1", "--pretrained", "imagenet", "--width", "0.5"),
         "width 1.0",

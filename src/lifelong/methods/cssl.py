@@ -16,6 +16,7 @@ from lifelong.evaluation.probes import ProbeConfig
 from lifelong.methods.base import Method, MethodConfig, MethodContext, register
 from lifelong.ssl.augment import CommonAugment
 from lifelong.ssl.model import SSL_MODELS
+from lifelong.ssl.optimizers import OPTIMIZERS, build_ssl_optimizer
 from lifelong.ssl.options import SSLModelOptions, build_ssl_model
 from lifelong.ssl.strategies.base import (
     StrategyConfig,
@@ -30,11 +31,15 @@ class CSSLConfig(SSLModelOptions, StrategyConfig, MethodConfig):
     """Settings of continual SSL (defaults: the reference's command line, ``cssl.md`` §5)."""
 
     lr: float = 0.01
-    """SGD learning rate (constant; the reference has no schedule)."""
+    """Learning rate (constant; the reference has no schedule)."""
     momentum: float = 0.9
-    """SGD momentum."""
+    """SGD momentum (Nesterov under LARS; unused by Adam)."""
     weight_decay: float = 1e-4
-    """SGD weight decay."""
+    """Weight decay."""
+    optimizer: str = "sgd"
+    """sgd, adam, or lars (clipped LARS over Nesterov SGD, for large batches)."""
+    lars_eta: float = 0.005
+    """LARS trust coefficient η."""
     ssl_model: str = "simsiam"
     """SSL model: simsiam, byol, barlow_twins, emp_ssl or mae (mae needs backbone vit_tiny)."""
     strategy: str = "none"
@@ -59,6 +64,12 @@ class CSSLConfig(SSLModelOptions, StrategyConfig, MethodConfig):
         buffer_kind(self, self.strategy)  # unknown strategy, or a buffer for a buffer-free one
         if self.passes < 1:
             raise ConfigError(f"method.passes must be at least 1, got {self.passes}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"method.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
+        if not self.lars_eta > 0:
+            raise ConfigError(f"method.lars_eta must be positive, got {self.lars_eta}")
         if self.probe not in PROBE_KINDS:
             raise ConfigError(f"method.probe must be one of {', '.join(PROBE_KINDS)}")
         if self.probe_per_class < 1 or self.knn_k < 1 or self.ridge_alpha < 0:
@@ -98,8 +109,9 @@ class CSSL(Method):
     generator), the strategy may alter the views (LUMP), the model gives the SSL loss, the
     strategy adds its alignment term, one SGD step, then the model's EMA (BYOL) and the
     strategy's EMA / stored-feature updates. ``passes = 1`` is conventional continual learning;
-    more passes with small batches and one epoch are the online setting. The optimiser (SGD over
-    the model and the aligner) is built once and persists across experiences.
+    more passes with small batches and one epoch are the online setting. The optimiser (SGD, Adam
+    or LARS over the model and the aligner, :mod:`lifelong.ssl.optimizers`) is built once and
+    persists across experiences.
 
     Evaluation (§5): after each experience the probe (``ridge``, ``knn`` or ``linear``,
     :mod:`lifelong.evaluation.probe_head`) is refitted on the frozen eval-encoder's features
@@ -143,11 +155,13 @@ class CSSL(Method):
         self.probe = FittedProbe(
             cfg.probe, ctx.num_classes, cfg.probe_per_class, probe_cfg, ctx.device
         )
-        self.optimizer = torch.optim.SGD(
+        self.optimizer = build_ssl_optimizer(
+            cfg.optimizer,
             self.model.trainable_parameters() + self.strategy.trainable_parameters(),
-            lr=cfg.lr,
-            momentum=cfg.momentum,
-            weight_decay=cfg.weight_decay,
+            cfg.lr,
+            cfg.momentum,
+            cfg.weight_decay,
+            cfg.lars_eta,
         )
 
     def augment(self, x_clean: torch.Tensor) -> torch.Tensor:
