@@ -276,7 +276,7 @@ def test_fit_runs_every_hook_and_fills_the_accuracy_matrix(name: str, kind: str)
     method.before_experience = before  # type: ignore[method-assign]
     method.after_epoch = epoch_end  # type: ignore[method-assign]
     method.after_experience = after  # type: ignore[method-assign]
-    cumulative = method.data_scope == "cumulative"
+    cumulative = method.training_scope() == "cumulative"
     state = fit(
         method,
         stream,

@@ -18,7 +18,7 @@ from lifelong.errors import ConfigError
 from lifelong.registry import Registry
 from lifelong.types import Batch, StepOutput
 
-DataScope = Literal["current", "cumulative"]
+DataScope = Literal["current", "cumulative", "iid"]
 
 
 class EpochNeed(NamedTuple):
@@ -79,7 +79,9 @@ class Method(nn.Module):
         name: Registry key.
         config_cls: The method's config dataclass.
         data_scope: ``current`` trains on the current experience; ``cumulative`` on every
-            experience seen so far (the joint upper bound). The loop reads it; nothing else.
+            experience seen so far (the joint upper bound); ``iid`` on the t-th of equal parts
+            of the shuffled union of all experiences (the IID upper bound: the same data and
+            steps in random order). The loop reads it through :meth:`training_scope`.
         supported_settings: Scenario settings the method is defined for.
         backbone_variants: The method's own kind of the scenario's default backbone (e.g. SARL
             runs ``sparse_mlp`` where the scenario defaults to ``mlp``). The command line applies
@@ -106,6 +108,10 @@ class Method(nn.Module):
         self.ctx = ctx
         self.net = ctx.backbone.to(ctx.device)
         self.optimizer = self.make_optimizer()
+
+    def training_scope(self) -> DataScope:
+        """The data the loop trains each experience on (the class's ``data_scope``)."""
+        return self.data_scope
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         """Plain SGD over the network's parameters."""

@@ -13,7 +13,7 @@ from lifelong.data.transforms import ImageTransform
 from lifelong.errors import ConfigError
 from lifelong.evaluation.probe_head import PROBE_KINDS, FittedProbe, ProbeKind
 from lifelong.evaluation.probes import ProbeConfig
-from lifelong.methods.base import Method, MethodConfig, MethodContext, register
+from lifelong.methods.base import DataScope, Method, MethodConfig, MethodContext, register
 from lifelong.ssl.augment import CommonAugment
 from lifelong.ssl.model import SSL_MODELS
 from lifelong.ssl.optimizers import OPTIMIZERS, build_ssl_optimizer
@@ -56,6 +56,8 @@ class CSSLConfig(SSLModelOptions, StrategyConfig, MethodConfig):
     """Regularisation of the ridge probe."""
     train_encoder: bool = True
     """False: no SSL update at all, the probes read the initial encoder (``--no-train``)."""
+    iid: bool = False
+    """Train on the IID stream: all experiences shuffled into equal parts (the upper bound)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -125,6 +127,12 @@ class CSSL(Method):
     keeps its reference features in the checkpoint. Before the first fit the head is the
     backbone's untrained one.
 
+    ``iid: true`` is the IID upper bound: experience t trains on the t-th of equal parts of the
+    shuffled union of every experience (:func:`lifelong.running.train.training_data`), so the
+    encoder sees the same images for the same number of steps in random order and the probe
+    rows are the reference's probes at equally spaced steps of its ``--iid`` run; the last row
+    is the ceiling of the table (the probe is fitted on experiences 0..t's images, as always).
+
     Differences from the reference: a minibatch of fewer than two images (the last of an epoch)
     is skipped, as BatchNorm cannot train on it (the reference's loader drops every incomplete
     batch); the probe's training set is capped per class and it has no validation split; random
@@ -163,6 +171,10 @@ class CSSL(Method):
             cfg.weight_decay,
             cfg.lars_eta,
         )
+
+    def training_scope(self) -> DataScope:
+        """``iid`` with ``method.iid`` (the reference's ``--iid``), else the current experience."""
+        return "iid" if self.cfg.iid else "current"
 
     def augment(self, x_clean: torch.Tensor) -> torch.Tensor:
         """One SSL view per image: the common augmentations, then normalisation."""

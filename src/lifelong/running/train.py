@@ -128,11 +128,37 @@ def batches(
                     return
 
 
+IID_SPLIT_SEED = 0
+"""Seed of the permutation that cuts the IID stream into parts (fixed: every run sees the same
+parts; the order within a part is the run's)."""
+
+
 def training_data(method: Method, stream: Stream, t: int) -> ImageSet:
-    """The current experience's data, or the union of seen experiences for cumulative methods."""
-    if method.data_scope == "cumulative":
+    """What experience ``t`` trains on under the method's :meth:`~Method.training_scope`.
+
+    ``current``: experience t's data; ``cumulative``: the union of experiences 0..t; ``iid``:
+    part t of ``len(stream)`` near-equal parts of the union of all experiences, shuffled once.
+    """
+    scope = method.training_scope()
+    if scope == "cumulative":
         return ImageSet.concat([stream[i].train for i in range(t + 1)])
+    if scope == "iid":
+        union = ImageSet.concat([experience.train for experience in stream])
+        generator = torch.Generator().manual_seed(IID_SPLIT_SEED)
+        parts = torch.randperm(len(union), generator=generator).tensor_split(len(stream))
+        return union.select(parts[t])
     return stream[t].train
+
+
+def training_size(method: Method, stream: Stream, t: int) -> int:
+    """``len(training_data(method, stream, t))`` without building it."""
+    scope = method.training_scope()
+    if scope == "cumulative":
+        return sum(len(stream[i].train) for i in range(t + 1))
+    if scope == "iid":
+        total = sum(len(experience.train) for experience in stream)
+        return total // len(stream) + (1 if t < total % len(stream) else 0)
+    return len(stream[t].train)
 
 
 def epoch_steps(experience_size: int, batch_size: int, cfg: TrainConfig) -> list[int]:
@@ -166,8 +192,7 @@ def check_epoch_schedules(method: Method, stream: Stream, cfg: TrainConfig, star
         need = method.cfg.epochs_needed(t)
         if need is None:
             continue
-        scope = range(t + 1) if method.data_scope == "cumulative" else [t]
-        size = sum(len(stream[i].train) for i in scope)
+        size = training_size(method, stream, t)
         steps = math.ceil(size / cfg.batch_size)
         if len(epoch_steps(size, cfg.batch_size, cfg)) < need.epochs:
             short.append(((need.epochs - 1) * steps + 1, t, steps, need))
