@@ -23,8 +23,14 @@ from lifelong.data.stream import Experience, Stream
 from lifelong.data.tensors import ImageSet
 from lifelong.data.transforms import ImageTransform
 from lifelong.errors import ConfigError
+from lifelong.evaluation import probe_head
 from lifelong.evaluation.evaluator import Evaluator
-from lifelong.evaluation.probe_head import FittedProbe, balanced_sample, fit_ridge
+from lifelong.evaluation.probe_head import (
+    FittedProbe,
+    balanced_sample,
+    fit_ridge,
+    validation_split,
+)
 from lifelong.evaluation.probes import ProbeConfig, extract_features
 from lifelong.methods.base import METHODS, MethodContext
 from lifelong.methods.cssl import CSSL, CSSLConfig, as_uint8
@@ -133,6 +139,7 @@ def test_registered_with_the_reference_defaults() -> None:
         ({"ssl_model": "moco"}, "ssl_model"),
         ({"ssl_dim_proj": 0}, "dim_proj"),
         ({"buffer": "ring"}, "buffer"),
+        ({"probe_val_ratio": 1.0}, "probe_val_ratio"),
     ],
 )
 def test_invalid_config_names_the_field(overrides: dict[str, Any], field: str) -> None:
@@ -242,6 +249,36 @@ def test_probe_sample_is_uniform_per_class_and_stable() -> None:
     probe.add(second, g)
     assert probe.images.y.bincount().tolist() == [5, 5, 5]
     assert kept <= set(probe.images.x.flatten().tolist())  # a new class does not evict
+
+
+def test_validation_split_holds_out_the_largest_keys_of_each_class() -> None:
+    labels = torch.tensor([0, 1, 0, 0, 1, 2, 0, 1, 1])
+    keys = torch.tensor([0.9, 0.5, 0.1, 0.4, 0.2, 0.3, 0.8, 0.7, 0.6])
+    # class 0: 4 items → 2 held (keys 0.9, 0.8); class 1: 4 → 2 (0.7, 0.6); class 2: 1 → 0
+    held = validation_split(labels, keys, 0.5)
+    assert held.nonzero().flatten().tolist() == [0, 6, 7, 8]
+    assert not validation_split(labels, keys, 0.0).any()
+
+
+def test_the_linear_probe_stops_early_on_held_out_images(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, int] = {}
+    original = probe_head.train_linear_layer
+
+    def spy(train: Any, num_classes: int, cfg: Any, generator: Any, val: Any = None) -> Any:
+        seen["train"], seen["val"] = len(train.y), 0 if val is None else len(val.y)
+        return original(train, num_classes, cfg, generator, val)
+
+    monkeypatch.setattr(probe_head, "train_linear_layer", spy)
+    g = torch.Generator().manual_seed(2)
+    images = ImageSet(
+        torch.randint(0, 256, (60, 1, 2, 2), generator=g, dtype=torch.uint8), torch.arange(60) % 3
+    )
+    flat = torch.nn.Flatten()
+    for ratio, held in ((0.1, 6), (0.0, 0)):
+        probe = FittedProbe("linear", 3, 100, ProbeConfig(linear_epochs=3), CPU, val_ratio=ratio)
+        probe.add(images, g)
+        probe.fit(flat, flat, ImageTransform((0.5,), (0.25,)), torch.nn.Linear(4, 3), g)
+        assert seen == {"train": 60 - held, "val": held}  # 2 of each class's 20 when 0.1
 
 
 def test_knn_scores_vote_like_sklearn() -> None:

@@ -9,8 +9,11 @@ features:
 * ``ridge``: scikit-learn's ``RidgeClassifier`` (one-vs-all least squares on ±1 targets, α = 1)
   on ``StandardScaler``-ed features, solved in closed form here and folded, standardisation
   included, into a linear layer: ``W' = W / σ``, ``b' = b − W' μ``;
-* ``linear``: the linear probe of :mod:`lifelong.evaluation.probes` on L2-normalised features
-  (no validation split: it trains its full number of epochs);
+* ``linear``: the linear probe of :mod:`lifelong.evaluation.probes` on L2-normalised features;
+  with ``val_ratio`` > 0 (the reference's ``--probing-val-ratio`` 0.1) that fraction of each
+  class's kept images is held out and the probe stops early on their accuracy (patience 5, then
+  the learning rate drops; the weights best on validation are kept), else it trains its full
+  number of epochs;
 * ``knn``: a k-nearest-neighbour vote on standardised features; the scores are vote counts.
 
 Ridge and linear write their weights into the linear layer they are given (the backbone's
@@ -92,6 +95,23 @@ def balanced_sample(labels: torch.Tensor, keys: torch.Tensor, per_class: int) ->
     return order[rank < per_class].sort().values
 
 
+def validation_split(labels: torch.Tensor, keys: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Mask of the ``floor(ratio * n_c)`` items of largest key in each class c (class-balanced).
+
+    With uniform keys this is a uniform sample of each class; a class too small for one held-out
+    item keeps all its items for training.
+    """
+    order = (-keys).argsort()
+    order = order[labels[order].argsort(stable=True)]  # by label, then by key, largest first
+    sorted_labels = labels[order]
+    first = torch.searchsorted(sorted_labels, sorted_labels, right=False)
+    last = torch.searchsorted(sorted_labels, sorted_labels, right=True)
+    rank = torch.arange(len(order)) - first
+    held = torch.zeros(len(labels), dtype=torch.bool)
+    held[order] = rank < ((last - first) * ratio).floor().long()
+    return held
+
+
 class FittedProbe(nn.Module):
     """Class scores from frozen features, fitted on a sample of the training images seen so far.
 
@@ -101,6 +121,8 @@ class FittedProbe(nn.Module):
         per_class: Training images kept per class (a uniform sample of those seen).
         cfg: Probe settings (``ridge_alpha``, ``knn_k``, ``batch_size``, the linear fields).
         device: Where features are extracted and k-NN references are held.
+        val_ratio: Linear probe only: fraction of each class's kept images held out for early
+            stopping (0: none).
     """
 
     def __init__(
@@ -110,8 +132,10 @@ class FittedProbe(nn.Module):
         per_class: int,
         cfg: ProbeConfig,
         device: torch.device,
+        val_ratio: float = 0.0,
     ) -> None:
         super().__init__()
+        self.val_ratio = val_ratio
         self.kind = kind
         self.num_classes = num_classes
         self.per_class = per_class
@@ -156,7 +180,12 @@ class FittedProbe(nn.Module):
         if self.kind == "ridge":
             weight, bias = fit_ridge(train.x, train.y, self.num_classes, self.cfg.ridge_alpha)
         else:
-            layer = train_linear_layer(train, self.num_classes, self.cfg, generator)
+            val = None
+            held = validation_split(self.images.y, self.keys, self.val_ratio).to(train.y.device)
+            if held.any() and not held.all():
+                val = Features(train.x[held], train.y[held])
+                train = Features(train.x[~held], train.y[~held])
+            layer = train_linear_layer(train, self.num_classes, self.cfg, generator, val)
             weight, bias = layer.weight.detach(), layer.bias.detach()
         if head.bias is None or head.weight.shape != weight.shape:
             raise ValueError(f"the probe needs a Linear head with bias of shape {weight.shape}")

@@ -50,6 +50,8 @@ class CSSLConfig(SSLModelOptions, StrategyConfig, MethodConfig):
     """Probe behind predict(): ridge, knn or linear, fitted after each experience."""
     probe_per_class: int = 500
     """Training images per class kept for the probe (a uniform sample of those seen)."""
+    probe_val_ratio: float = 0.1
+    """Linear probe: fraction of each class's kept images held out to stop early (0: none)."""
     knn_k: int = 50
     """Neighbours of the knn probe."""
     ridge_alpha: float = 1.0
@@ -74,6 +76,10 @@ class CSSLConfig(SSLModelOptions, StrategyConfig, MethodConfig):
             raise ConfigError(f"method.lars_eta must be positive, got {self.lars_eta}")
         if self.probe not in PROBE_KINDS:
             raise ConfigError(f"method.probe must be one of {', '.join(PROBE_KINDS)}")
+        if not 0 <= self.probe_val_ratio < 1:
+            raise ConfigError(
+                f"method.probe_val_ratio must be in [0, 1), got {self.probe_val_ratio}"
+            )
         if self.probe_per_class < 1 or self.knn_k < 1 or self.ridge_alpha < 0:
             raise ConfigError(
                 "method.probe_per_class and method.knn_k must be >= 1, ridge_alpha >= 0"
@@ -135,7 +141,8 @@ class CSSL(Method):
 
     Differences from the reference: a minibatch of fewer than two images (the last of an epoch)
     is skipped, as BatchNorm cannot train on it (the reference's loader drops every incomplete
-    batch); the probe's training set is capped per class and it has no validation split; random
+    batch); the probe's training set is capped per class (the linear probe's validation images,
+    ``probe_val_ratio``, come out of that sample); random
     numbers come from the run's generator. The strategies list their own differences.
 
     Users driving their own stream call :func:`lifelong.running.train.train_experience` with this
@@ -161,8 +168,9 @@ class CSSL(Method):
         self.views = CommonAugment(ctx.transform.mean, ctx.transform.std)
         probe_cfg = ProbeConfig(ridge_alpha=cfg.ridge_alpha, knn_k=cfg.knn_k)
         self.probe = FittedProbe(
-            cfg.probe, ctx.num_classes, cfg.probe_per_class, probe_cfg, ctx.device
-        )
+            cfg.probe, ctx.num_classes, cfg.probe_per_class, probe_cfg, ctx.device,
+            cfg.probe_val_ratio,
+        )  # fmt: skip
         self.optimizer = build_ssl_optimizer(
             cfg.optimizer,
             self.model.trainable_parameters() + self.strategy.trainable_parameters(),
