@@ -174,15 +174,18 @@ def core50_files(source: Path) -> dict[str, bytes]:
     return files
 
 
+def served_core50(server: Server, tmp_path: Path) -> tuple[dict[str, bytes], tuple[Remote, ...]]:
+    """A tiny CORe50 on the server, and its tables as remotes with their MD5s."""
+    files = core50_files(tmp_path / "source")
+    server.files.update(files)
+    names = ("paths.pkl", "LUP.pkl", "labels.pkl")
+    return files, tuple(Remote(server.url + name, name, md5(files[name])) for name in names)
+
+
 def test_core50_download_then_load(
     server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = core50_files(tmp_path / "source")
-    server.files.update(files)
-    tables = tuple(
-        Remote(server.url + name, name, md5(files[name]))
-        for name in ("paths.pkl", "LUP.pkl", "labels.pkl")
-    )
+    files, tables = served_core50(server, tmp_path)
     zip_name = "core50_128x128.zip"
     monkeypatch.setattr(core50_download, "TABLES", tables)
     monkeypatch.setattr(
@@ -201,12 +204,7 @@ def test_core50_download_then_load(
 def test_core50_download_with_a_tampered_archive_leaves_no_images(
     server: Server, tmp_path: Path
 ) -> None:
-    files = core50_files(tmp_path / "source")
-    server.files.update(files)
-    tables = tuple(
-        Remote(server.url + name, name, md5(files[name]))
-        for name in ("paths.pkl", "LUP.pkl", "labels.pkl")
-    )
+    _, tables = served_core50(server, tmp_path)
     wrong = Remote(server.url + "core50_128x128.zip", "core50_128x128.zip", md5(b"other"))
     with pytest.raises(DataError, match="md5"):
         core50_download.download_core50(tmp_path / "data", tables, wrong, progress=False)
