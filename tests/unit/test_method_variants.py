@@ -35,6 +35,8 @@ OPTIONS = {
     "ar1_star": {"head_only_after_first"},
 }
 """Per base method, the config fields that were added for its variants' options."""
+LATER_TRAIN_FIELDS = {"train.precision", "train.compile", "train.data_on_device"}
+"""Loop fields added after the snapshot (the GPU path); their defaults change no run."""
 
 
 def plain(value: Any) -> Any:
@@ -50,6 +52,12 @@ def test_resolved_config_equals_the_subclass_config(key, request_, preset) -> No
     added = {k for k in fields if k.startswith("method.") and k not in before["shown"]}
     entry = METHODS.get(request_["method"])
     assert {k.removeprefix("method.") for k in added} <= OPTIONS[entry.variant_of or entry.name]
+    assert {k: fields[k] for k in LATER_TRAIN_FIELDS} == {
+        "train.precision": "fp32",
+        "train.compile": False,
+        "train.data_on_device": True,
+    }
+    added |= LATER_TRAIN_FIELDS
     kept = {k: v for k, v in fields.items() if k not in added}
     sources = {k: v for k, v in layered.sources.items() if k not in added}
     assert plain(compact(kept, sources)) == before, key

@@ -19,10 +19,15 @@ from lifelong.methods.base import MethodContext, register
 from lifelong.methods.der import DER, logit_replay_loss
 from lifelong.methods.rehearsal import rehearsal_buffer
 from lifelong.methods.sarl.config import SARLConfig
+from lifelong.methods.sarl.passes import (
+    feature_sums,
+    recalibrate_batch_norm,
+    similarity_scores,
+    similarity_step,
+)
 from lifelong.nn.semantic_similarity import (
     SemanticSimilarity,
     replay_importance,
-    similarity_targets,
     soft_semantic_weights,
 )
 from lifelong.types import Batch, StepOutput
@@ -55,21 +60,7 @@ class SARL(DER):
     pass over the data) and the learning rate is constant. MNIST-360 is one experience, so there
     the online form trains as DER plus a cross-entropy on the same replayed examples.
 
-    Differences from the reference code: prototype and grouping passes run under no-grad; the
-    running prototype sums restart each experience (the reference never resets them, which
-    biases recurring classes); a batch class without a group is simply not attracted. SARL_Optim's
-    ``S`` never trains: its collection of learned prototypes tests whether a class id occurs as a
-    *value* in the prototype tensor, so it finds at most one prototype and returns early, and its
-    targets (cos > 0.5 → 1, cos < -0.5 → 0) would have no negatives on non-negative k-WTA
-    features; we label pairs by SARL's own rule (``sim_thresh``). Its balanced sampler is
-    effectively uniform: the stored features sit in the buffer's last slots instead of the
-    reservoir slots, the validity test compares slot indices with label *values* (always
-    failing), group counts only grow, and ``balance_alpha``/``adaptive_temp`` exist only in its
-    README; here the features follow the reservoir slots, groups are counted over the current
-    buffer and both settings act (our definitions). The online reference was not available
-    (reconstructed from the spec): a class's prototype is set only if it was seen after the
-    warm-up, and if no new class has been seen at the first post-warm-up step, grouping waits for
-    the first step that has one.
+    Differences from the reference code: see the package docstring (:mod:`lifelong.methods.sarl`).
     """
 
     name = "sarl"
@@ -172,18 +163,13 @@ class SARL(DER):
             return self.buffer.sample(self.cfg.minibatch_size, fields)
         return self.buffer.sample_weighted(self.importance(), self.cfg.minibatch_size, fields)
 
-    @torch.no_grad()
     def importance(self) -> torch.Tensor:
         """Sampling weights (len(buffer),) of the stored items (:func:`replay_importance`)."""
-        size = len(self.buffer)
-        features = self.buffer.field("feature")[:size]
-        labels = self.buffer.field("y")[:size]
-        known = self.learned[labels]
-        scores = torch.full((size,), 0.5, device=features.device)
-        if bool(known.any()):
-            self.similarity.train(False)
-            scores[known] = self.similarity(features[known], self.prototypes[labels[known]])
-        cfg = self.cfg
+        size, cfg = len(self.buffer), self.cfg
+        scores = similarity_scores(
+            self.similarity, self.buffer.field("feature")[:size], self.buffer.field("y")[:size],
+            self.prototypes, self.learned,
+        )  # fmt: skip
         return replay_importance(scores, cfg.adaptive_temp, cfg.balance_alpha, cfg.min_score)
 
     @property
@@ -205,23 +191,12 @@ class SARL(DER):
 
     def train_similarity(self) -> torch.Tensor:
         """One Adam step of ``S`` on pairs of learned prototypes; returns the BCE before it."""
-        learned = torch.nonzero(self.learned).flatten()
-        prototypes = self.prototypes[learned]
-        targets = similarity_targets(prototypes, self.cfg.sim_thresh)
-        k = len(learned)
-        if k * k <= self.cfg.sim_pairs:  # every ordered pair, self-pairs included
-            pairs = torch.cartesian_prod(torch.arange(k), torch.arange(k)).T
-        else:
-            pairs = torch.randint(0, k, (2, self.cfg.sim_pairs), generator=self.ctx.generator)
-        first, second = pairs.to(prototypes.device)
-        self.similarity.train()
-        loss = F.binary_cross_entropy_with_logits(
-            self.similarity.logits(prototypes[first], prototypes[second]), targets[first, second]
-        )
-        self.similarity_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.similarity_optimizer.step()
-        return loss.detach()
+        prototypes = self.prototypes[torch.nonzero(self.learned).flatten()]
+        cfg = self.cfg
+        return similarity_step(
+            self.similarity, self.similarity_optimizer, prototypes, cfg.sim_thresh,
+            cfg.sim_pairs, self.ctx.generator,
+        )  # fmt: skip
 
     @torch.no_grad()
     def track_features(self, features: torch.Tensor, labels: torch.Tensor) -> None:
@@ -297,31 +272,18 @@ class SARL(DER):
         """Classes of ``experience`` without a stored prototype."""
         return [c for c in experience.classes if not bool(self.learned[c])]
 
-    @torch.no_grad()
     def recalibrate_batch_norm(self) -> None:
-        """Forward the augmented buffer in train mode (no step): only BN statistics change."""
-        if len(self.buffer) == 0:
-            return
-        self.net.train()
-        order = torch.randperm(len(self.buffer), generator=self.ctx.generator)
+        """Re-estimate BN statistics on the augmented buffer (:func:`recalibrate_batch_norm`)."""
         stored = self.buffer.field("x")[: len(self.buffer)]
-        for chunk in order.split(self.cfg.recalibration_batch_size):
-            self.net(self.augment(stored[chunk.to(stored.device)]))
+        size, generator = self.cfg.recalibration_batch_size, self.ctx.generator
+        recalibrate_batch_norm(self.net, stored, self.augment, size, generator)
 
-    @torch.no_grad()
     def feature_sums(self, experience: Experience) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-class sums of normalised features over the experience's augmented training data."""
-        self.net.train(False)
-        sums = torch.zeros_like(self.prototypes)
-        counts = torch.zeros(len(sums), device=sums.device)
-        data = experience.train
-        for start in range(0, len(data), self.cfg.feature_batch_size):
-            x = data.x[start : start + self.cfg.feature_batch_size].to(self.ctx.device)
-            y = data.y[start : start + self.cfg.feature_batch_size].to(self.ctx.device)
-            features = F.normalize(self.net.features(self.augment(x)), dim=1)
-            sums.index_add_(0, y, features)
-            counts.index_add_(0, y, torch.ones_like(y, dtype=counts.dtype))
-        return sums, counts
+        return feature_sums(
+            self.net, experience.train, self.augment, len(self.prototypes),
+            self.cfg.feature_batch_size, self.ctx.device,
+        )  # fmt: skip
 
     def get_extra_state(self) -> dict[str, Any]:
         """Optimisers, schedule, progress counters and the anchors of the soft weights."""
