@@ -81,12 +81,26 @@ def test_first_examples_get_the_empty_buffer_score_then_gradient_scores() -> Non
     assert not torch.allclose(scores[6:12], torch.full((6,), EMPTY_BUFFER_SCORE))
 
 
-def test_batch_gate_fills_with_the_batch_score_and_blocks_a_full_buffer_above_one() -> None:
+def test_batch_gate_fills_with_the_batch_score_and_opens_a_full_buffer_below_one() -> None:
     stream = make_stream("grey")
     method = build_method("gss", stream, buffer_size=4, batch_gate=True)
     method.buffer.num_seen = 2  # two free slots left
     own = torch.tensor([0.3, 0.5, 0.7, 1.5])
-    gated = method.gated_scores(own, torch.tensor([0.8]))
-    assert torch.allclose(gated, torch.tensor([0.8, 0.8, 0.7, 1.5]))  # fills: c_B; full: own
-    blocked = method.gated_scores(own, torch.tensor([1.2]))
-    assert torch.allclose(blocked, torch.tensor([1.2, 1.2, 2.0, 2.0]))  # c_B >= 1: none enters
+    scores, eligible = method.gated(own, torch.tensor([0.8]))
+    assert torch.allclose(scores, torch.tensor([0.8, 0.8, 0.7, 1.5]))  # fills: c_B; full: own
+    assert eligible.all()  # c_B < 1: every example may replace, even one scoring 1.5
+    scores, eligible = method.gated(own, torch.tensor([1.2]))
+    assert torch.allclose(scores, torch.tensor([1.2, 1.2, 0.7, 1.5]))
+    assert not eligible.any()  # c_B >= 1: none enters a full buffer
+
+
+def test_an_eligible_example_may_replace_whatever_its_score() -> None:
+    buffer = GSSBuffer(1, FIELDS, torch.Generator().manual_seed(3))
+    buffer.add(items([1.0]), torch.tensor([1.9]))
+    for _ in range(200):  # the paper's rule alone would never admit a score of 1.5
+        buffer.add(items([2.0]), torch.tensor([1.5]), eligible=torch.tensor([True]))
+        if buffer.field("x")[0, 0] == 2.0:
+            break
+    assert buffer.field("x")[0, 0] == 2.0
+    buffer.add(items([3.0]), torch.tensor([0.01]), eligible=torch.tensor([False]))
+    assert buffer.field("x")[0, 0] == 2.0  # not eligible: not even a low score enters

@@ -37,7 +37,8 @@ class GSSBuffer(nn.Module):
 
     Each stored example keeps its score ``C_j``. An offered example with score c is stored in
     the next free slot while the buffer is not full. Once full, only an example with ``c < 1``
-    (its gradient has negative cosine with every compared stored gradient) may enter: a slot j
+    (its gradient has negative cosine with every compared stored gradient; or whatever
+    ``eligible`` says, see :meth:`add`) may enter: a slot j
     is drawn with probability ``C_j / Σ C`` and replaced with probability ``C_j / (C_j + c)``;
     the slot then keeps score c. Examples of one batch are offered in order.
 
@@ -77,13 +78,23 @@ class GSSBuffer(nn.Module):
         index = index.to(self.field(self.field_names[0]).device)
         return {name: self.field(name)[index] for name in fields or self.field_names}
 
-    def add(self, items: Mapping[str, torch.Tensor | int], scores: torch.Tensor) -> None:
-        """Offer a batch whose items have GSS scores ``scores`` (shape (B,))."""
+    def add(
+        self,
+        items: Mapping[str, torch.Tensor | int],
+        scores: torch.Tensor,
+        eligible: torch.Tensor | None = None,
+    ) -> None:
+        """Offer a batch whose items have GSS scores ``scores`` (shape (B,)).
+
+        ``eligible`` (bool, (B,)) says which items a full buffer may consider for replacement;
+        by default those with ``c < 1`` (the paper's rule). The draw uses each item's score.
+        """
         candidates = scores.detach().float().cpu().tolist()
+        allowed = (scores < 1 if eligible is None else eligible).cpu().tolist()
         slots: dict[int, int] = {}  # slot -> item; a later item replaces an earlier one
         weights = cast(torch.Tensor, self.scores).cpu().clone()  # C_j, updated item by item
         for item, c in enumerate(candidates):
-            slot = self._slot_for(c, weights)
+            slot = self._slot_for(c, weights, bool(allowed[item]))
             self.num_seen += 1
             if slot is not None:
                 slots[slot] = item
@@ -102,14 +113,15 @@ class GSSBuffer(nn.Module):
                     source = torch.tensor(list(slots.values()), device=value.device)
                     store[target] = value[source].to(device=store.device, dtype=store.dtype)
 
-    def _slot_for(self, c: float, weights: torch.Tensor) -> int | None:
+    def _slot_for(self, c: float, weights: torch.Tensor, eligible: bool) -> int | None:
         """Where an example of score c goes: a free slot, a replaced one, or nowhere.
 
-        ``weights`` are the stored scores C (on the CPU).
+        ``weights`` are the stored scores C (on the CPU); a full buffer considers the example
+        only when it is ``eligible``.
         """
         if self.num_seen < self.capacity:
             return self.num_seen
-        if c >= 1 or float(weights.sum()) <= 0:
+        if not eligible or float(weights.sum()) <= 0:
             return None
         j = int(torch.multinomial(weights, 1, generator=self._generator))
         u = float(torch.rand((), generator=self._generator))

@@ -50,8 +50,9 @@ class GSS(Method):
     Differences from the DER code (``utils/gss_buffer.py``): each offered example is scored by
     its own gradient, as in the paper's algorithm, where the DER code scores the whole batch by
     the gradient of its mean loss (``c_B``), stores free-slot fills with ``c_B`` and lets a full
-    buffer consider replacements (each by the example's own score) only when ``c_B < 1``;
-    ``batch_gate: true`` does what the DER code does. Per-example gradients are computed at once
+    buffer consider replacements (each drawn with the example's own score, whether or not that
+    score is below 1) only when ``c_B < 1``; ``batch_gate: true`` does what the DER code does.
+    Per-example gradients are computed at once
     (:func:`~lifelong.nn.example_gradients.example_gradients`: for an all-linear network such as
     the DER paper's MLP, the cosines come from each layer's inputs and output gradients without
     forming the gradients; otherwise by ``torch.func.vmap``), where the DER code runs one backward
@@ -79,34 +80,42 @@ class GSS(Method):
             loss.backward()
             self.optimizer.step()
         scores = torch.full((len(batch),), EMPTY_BUFFER_SCORE)
+        eligible = None
         if len(self.buffer) > 0:
             compared = self.buffer.sample(self.cfg.gss_minibatch_size, ("x", "y"))
             stored = example_gradients(self.net, self.clean(compared["x"]), compared["y"])
             own = example_gradients(self.net, self.clean(batch.x_clean), batch.y)
             scores = gss_scores(own.cosines(stored))
             if self.cfg.batch_gate:
-                scores = self.gated_scores(scores, gss_scores(own.mean_cosines(stored)))
+                gated = self.gated(scores, gss_scores(own.mean_cosines(stored)))
+                scores, eligible = gated
         items: dict[str, torch.Tensor | int] = {
             "x": batch.x_clean,
             "y": batch.y,
             "experience": batch.experience_id,
         }
-        self.buffer.add(items, scores)
+        self.buffer.add(items, scores, eligible)
         return StepOutput(loss.detach())
 
-    def gated_scores(self, own: torch.Tensor, batch_score: torch.Tensor) -> torch.Tensor:
-        """The DER code's scores: ``c_B`` for fills; when full, own scores if ``c_B < 1``, else 2.
+    def gated(
+        self, own: torch.Tensor, batch_score: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The DER code's rule: scores (``c_B`` for fills, own ones after) and who may replace.
 
-        A score of 2 is never admitted to a full buffer.
+        A full buffer considers every example of the batch when ``c_B < 1`` and none otherwise,
+        whatever the example's own score; the draw then uses the own score.
 
         Args:
             own: Each example's own score, shape (B,).
             batch_score: Score of the batch's mean-loss gradient (the mean of the per-example
                 gradients), shape (1,).
+
+        Returns:
+            The scores (B,) and the eligibility (B,) to offer the batch with.
         """
         position = self.buffer.num_seen + torch.arange(len(own))
-        full = own if float(batch_score) < 1 else torch.full_like(own, 2.0)
-        return torch.where(position < self.buffer.capacity, batch_score.expand_as(own), full)
+        scores = torch.where(position < self.buffer.capacity, batch_score.expand_as(own), own)
+        return scores, torch.full_like(own, float(batch_score) < 1, dtype=torch.bool)
 
     def clean(self, x_clean: torch.Tensor) -> torch.Tensor:
         """Normalised un-augmented inputs from stored ones (uint8 or already normalised)."""
