@@ -80,6 +80,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from lifelong.cli.reproduce_command import command_reproduce
 
         return command_reproduce(args)
+    if args.command == "probe":
+        from lifelong.cli.probe_command import command_probe
+
+        return command_probe(args)
     if args.command == "bir":
         from lifelong.cli.bir import command_bir
 

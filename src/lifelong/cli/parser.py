@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     from lifelong.cli.reproduce_command import add_reproduce_parser
 
     add_reproduce_parser(sub)
+    from lifelong.cli.probe_command import add_probe_parser
+
+    add_probe_parser(sub)
     return parser
 
 

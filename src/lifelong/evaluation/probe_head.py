@@ -25,7 +25,7 @@ target: zero weights and bias −1.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -33,10 +33,8 @@ from torch import nn
 
 from lifelong.data.tensors import ImageSet
 from lifelong.data.transforms import ImageTransform
+from lifelong.evaluation.probe_names import ProbeKind
 from lifelong.evaluation.probes import Features, ProbeConfig, extract_features, train_linear_layer
-
-ProbeKind = Literal["ridge", "knn", "linear"]
-PROBE_KINDS: tuple[ProbeKind, ...] = ("ridge", "knn", "linear")
 
 
 def standardization(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,7 +11,8 @@ from lifelong.backbones import Backbone
 from lifelong.data.stream import Experience
 from lifelong.data.transforms import ImageTransform
 from lifelong.errors import ConfigError
-from lifelong.evaluation.probe_head import PROBE_KINDS, FittedProbe, ProbeKind
+from lifelong.evaluation.probe_head import FittedProbe
+from lifelong.evaluation.probe_names import PROBE_KINDS, ProbeKind
 from lifelong.evaluation.probes import ProbeConfig
 from lifelong.methods.base import DataScope, Method, MethodConfig, MethodContext, register
 from lifelong.ssl.augment import CommonAugment
