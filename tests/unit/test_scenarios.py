@@ -384,3 +384,28 @@ def test_split_as_domains_relabels_each_pair_to_shared_units() -> None:
             assert set(original.tolist()) == set(pair)
             expected = torch.where(original == pair[0], 0, 1)
             assert torch.equal(split.y, expected)
+
+
+def test_padding_and_an_unpermuted_first_experience_as_the_bir_code() -> None:
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(1, 256, (6, 1, 28, 28), generator=g, dtype=torch.uint8)
+    data = TrainTest(
+        ImageSet(images, torch.arange(6) % 3),
+        ImageSet(images[:3], torch.arange(3)),
+        ("a", "b", "c"),
+    )
+    plain = transformed_experiences(data, 3, seed=5, kind="permute")
+    padded = transformed_experiences(data, 3, seed=5, kind="permute", pad=2, first_unpermuted=True)
+    first = padded[0].train.x
+    assert first.shape == (6, 1, 32, 32)
+    assert torch.equal(first[:, :, 2:30, 2:30], images)  # the original pixel order, framed
+    assert first.sum() == images.sum()  # the frame is zeros
+    assert not torch.equal(plain[0].train.x, images)  # without the option it is permuted
+    # later permutations are drawn as without the option (of 32x32 pixels here)
+    assert padded[1].train.x.shape == (6, 1, 32, 32)
+    assert sorted(padded[1].train.x[0].flatten().tolist()) == sorted(first[0].flatten().tolist())
+
+
+def test_pad_out_of_range_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"dataset\.pad"):
+        DatasetConfig(pad=-1)

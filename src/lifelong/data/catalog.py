@@ -200,7 +200,7 @@ def domain_incremental(
     def build(cfg: DatasetConfig, seed: int) -> Stream:
         data = mnist.load_mnist(cfg.root, cfg.download)
         n = cfg.n_experiences or n_default
-        experiences = transformed_experiences(data, n, seed, kind)
+        experiences = transformed_experiences(data, n, seed, kind, cfg.pad, cfg.first_unpermuted)
         return Stream(name, experiences, data.num_classes, "domain-il", GREY, data.class_names)
 
     return build

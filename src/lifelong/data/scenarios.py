@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
+import torch.nn.functional as F  # noqa: N812
 
 from lifelong.data.stream import Experience, Stream
 from lifelong.data.tensors import ImageSet, TrainTest
@@ -19,6 +20,9 @@ from lifelong.errors import ConfigError
 from lifelong.registry import Registry
 
 log = logging.getLogger(__name__)
+
+MAX_PAD = 64
+"""The most zero pixels ``dataset.pad`` adds on a side."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,10 @@ class DatasetConfig:
     """Fraction of each class's training images held out for validation (0: none)."""
     classes: tuple[int, ...] | None = None
     """Keep only these labels of the dataset, relabelled 0..k-1 in this order (None: all)."""
+    pad: int = 0
+    """Permuted/rotated MNIST: zero pixels added on each side first (BI-R's permMNIST: 2)."""
+    first_unpermuted: bool = False
+    """Permuted MNIST: the first experience keeps the pixel order (BI-R's code for seeds < 10)."""
 
     def __post_init__(self) -> None:
         names = ("classes_per_experience", "n_experiences", "image_size", "test_subsample")
@@ -68,6 +76,8 @@ class DatasetConfig:
             not self.classes or len(set(self.classes)) != len(self.classes) or min(self.classes) < 0
         ):
             raise ConfigError(f"dataset.classes must be distinct labels >= 0, got {self.classes}")
+        if not 0 <= self.pad <= MAX_PAD:
+            raise ConfigError(f"dataset.pad must be in [0, {MAX_PAD}], got {self.pad}")
         if not 0.0 <= self.validation < 1.0:
             raise ConfigError(f"dataset.validation must be in [0, 1), got {self.validation}")
 
@@ -226,21 +236,37 @@ def rotate(images: torch.Tensor, degrees: float | torch.Tensor) -> torch.Tensor:
 
 
 def transformed_experiences(
-    data: TrainTest, n: int, seed: int, kind: str
+    data: TrainTest,
+    n: int,
+    seed: int,
+    kind: str,
+    pad: int = 0,
+    first_unpermuted: bool = False,
 ) -> tuple[Experience, ...]:
     """Domain-incremental experiences: all classes, each with its own pixel permutation or rotation.
 
     As in the DER paper (Buzzega et al., 2020): P-MNIST draws a random pixel permutation per
     experience; R-MNIST draws a rotation angle uniformly in [0, 180) degrees per experience.
+    ``pad`` adds zero pixels on every side first; with ``first_unpermuted`` the first experience
+    keeps the original order (its permutation is still drawn, so the others do not change), as
+    the BI-R code's permuted MNIST (32×32 after padding 2).
     """
     generator = torch.Generator().manual_seed(seed)
     classes = tuple(range(data.num_classes))
+    if pad:
+        data = TrainTest(
+            ImageSet(F.pad(data.train.x, (pad,) * 4), data.train.y),
+            ImageSet(F.pad(data.test.x, (pad,) * 4), data.test.y),
+            data.class_names,
+        )
     experiences = []
     for t in range(n):
         if kind == "permute":
             perm = torch.randperm(
                 data.train.x[0].numel() // data.train.x.shape[1], generator=generator
             )
+            if t == 0 and first_unpermuted:
+                perm = torch.arange(len(perm))
             train_x, test_x = permute_pixels(data.train.x, perm), permute_pixels(data.test.x, perm)
         else:
             angle = float(torch.rand(1, generator=generator)) * 180.0
