@@ -136,6 +136,7 @@ ROWS: dict[str, Row] = {
     "xder-gamma": Row(run("--method", "xder", "--set", "method.gamma=1.5"), "gamma"),
     "precision-fp16": Row(run("--precision", "fp16"), "train.precision"),
     "compile-not-bool": Row(run("--compile", "soon"), "compile"),
+    "dataset-pad": Row(run("--set", "dataset.pad=100"), "dataset.pad"),
     "probe-val-ratio": Row(("probe", "{run}", "--val-ratio", "1.5"), "val-ratio"),
     "probe-unknown": Row(("probe", "{run}", "--probes", "svm"), "svm"),
     "cssl-optimizer": Row(
