@@ -1,5 +1,22 @@
 """SARL and its variants: the algorithm in :mod:`.method`, its settings in :mod:`.config`.
 
+Variants, as options of one algorithm. ``similarity="learned"`` (``sarl_enhanced``, spec §2.1;
+on GELU backbones ``sarl_enhanced_gelu``, §2.2): the hard groups become soft weights
+``w_cr = S(running_c, p_r)`` of a network ``S``
+(:func:`~lifelong.nn.semantic_similarity.soft_semantic_weights`), and each step in which the
+semantic term is active ``S`` takes one Adam step (``sim_lr``) on binary cross-entropy over up
+to ``sim_pairs`` pairs of learned-class prototypes, with target 1 when their cosine exceeds
+``sim_thresh`` (and for a class with itself). ``use_balanced_sampling``
+(``sarl_enhanced_gelu_balanced``, §2.3): the buffer also stores each item's normalised feature
+and the replay minibatch is drawn without replacement by
+:func:`~lifelong.nn.semantic_similarity.replay_importance`. ``online`` (``sarl_online``, §1.8):
+the first ``warmup_iters`` steps of each experience are warm-up; after them every step adds the
+batch's normalised features to per-class running sums, the first such step of a later
+experience groups the new classes seen so far, and the distillation and semantic terms act from
+that step on; prototypes are the running means (no pass over the data) and the learning rate is
+constant. MNIST-360 is one experience, so there the online form trains as DER plus a
+cross-entropy on the same replayed examples.
+
 Differences from the reference code: prototype and grouping passes run under no-grad; the
 running prototype sums restart each experience (the reference never resets them, which
 biases recurring classes); a batch class without a group is simply not attracted. SARL_Optim's

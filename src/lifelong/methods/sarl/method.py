@@ -32,6 +32,9 @@ from lifelong.nn.semantic_similarity import (
 )
 from lifelong.types import Batch, StepOutput
 
+PROGRESS = {"experiences_done": int, "epoch": int, "steps": int, "grouped": bool}
+"""The progress counters a checkpoint carries, with their types."""
+
 
 @register
 class SARL(DER):
@@ -45,22 +48,9 @@ class SARL(DER):
     experience the optimiser and schedule restart, the network is copied as the frozen old model,
     BN statistics are re-estimated on the buffer and the class prototypes are stored.
 
-    ``similarity="learned"`` (``sarl_enhanced``, spec §2.1; on GELU backbones
-    ``sarl_enhanced_gelu``, §2.2): the hard groups become soft weights ``w_cr = S(running_c,
-    p_r)`` of a network ``S`` (:func:`soft_semantic_weights`), and each step in which the
-    semantic term is active ``S`` takes one Adam step (``sim_lr``) on binary cross-entropy over
-    up to ``sim_pairs`` pairs of learned-class prototypes, with target 1 when their cosine
-    exceeds ``sim_thresh`` (and for a class with itself). ``use_balanced_sampling``
-    (``sarl_enhanced_gelu_balanced``, §2.3): the buffer also stores each item's normalised
-    feature and the replay minibatch is drawn without replacement by :func:`replay_importance`.
-    ``online`` (``sarl_online``, §1.8): the first ``warmup_iters`` steps of each experience are
-    warm-up; after them every step adds the batch's normalised features to per-class running
-    sums, the first such step of a later experience groups the new classes seen so far, and the
-    distillation and semantic terms act from that step on; prototypes are the running means (no
-    pass over the data) and the learning rate is constant. MNIST-360 is one experience, so there
-    the online form trains as DER plus a cross-entropy on the same replayed examples.
-
-    Differences from the reference code: see the package docstring (:mod:`lifelong.methods.sarl`).
+    The variants' options (learned similarity, importance replay, the online form) and the
+    differences from the reference code are described in the package docstring
+    (:mod:`lifelong.methods.sarl`).
     """
 
     name = "sarl"
@@ -83,15 +73,14 @@ class SARL(DER):
         self.old_net = copy.deepcopy(self.net).requires_grad_(False).train(False)
         dim = int(self.net.head.in_features)
         classes = ctx.num_classes
-        self.register_buffer("prototypes", torch.zeros(classes, dim, device=ctx.device))
-        self.register_buffer("running", torch.zeros(classes, dim, device=ctx.device))
-        self.register_buffer("learned", torch.zeros(classes, dtype=torch.bool, device=ctx.device))
-        self.register_buffer(
-            "similar", torch.zeros(classes, classes, dtype=torch.bool, device=ctx.device)
-        )
-        self.experiences_done = 0
-        self.epoch = 0
-        self.steps = 0
+        for name, shape, dtype in (
+            ("prototypes", (classes, dim), torch.float32),
+            ("running", (classes, dim), torch.float32),
+            ("learned", (classes,), torch.bool),
+            ("similar", (classes, classes), torch.bool),
+        ):
+            self.register_buffer(name, torch.zeros(shape, dtype=dtype, device=ctx.device))
+        self.experiences_done = self.epoch = self.steps = 0
         self.grouped = False
         self.anchors: list[int] = []
         self.scheduler = self.make_scheduler()
@@ -210,11 +199,15 @@ class SARL(DER):
             return
         new = torch.nonzero(~self.learned & (self.running_count > 0)).flatten().tolist()
         if new:  # the running prototypes of the new classes seen so far
-            self.running[new] = self.running_sum[new] / self.running_count[new][:, None]
-            self.similar = cosine_groups(
-                self.running[new], new, self.prototypes, self.learned, self.cfg.sim_thresh
-            )
-            self.grouped = True
+            self.group(new, self.running_sum[new] / self.running_count[new][:, None])
+
+    def group(self, new: list[int], running: torch.Tensor) -> None:
+        """Set the new classes' running prototypes (k, d) and group them by cosine similarity."""
+        self.running[new] = running
+        self.similar = cosine_groups(
+            running, new, self.prototypes, self.learned, self.cfg.sim_thresh
+        )
+        self.grouped = True
 
     def before_experience(self, experience: Experience) -> None:
         """Start counting epochs of the new experience; no anchors until its warm-up pass."""
@@ -234,12 +227,8 @@ class SARL(DER):
         if epoch >= self.cfg.warmup_epochs and self.experiences_done > 0 and not self.grouped:
             new = self.new_classes(experience)
             sums, counts = self.feature_sums(experience)
-            self.running[new] = sums[new] / counts[new].clamp(min=1)[:, None]
-            self.similar = cosine_groups(
-                self.running[new], new, self.prototypes, self.learned, self.cfg.sim_thresh
-            )
+            self.group(new, sums[new] / counts[new].clamp(min=1)[:, None])
             self.anchors = new if self.cfg.similarity == "learned" else []
-            self.grouped = True
             self.net.train()
 
     def after_experience(self, experience: Experience) -> None:
@@ -290,10 +279,7 @@ class SARL(DER):
         state = {
             **super().get_extra_state(),
             "scheduler": self.scheduler.state_dict(),
-            "experiences_done": self.experiences_done,
-            "epoch": self.epoch,
-            "steps": self.steps,
-            "grouped": self.grouped,
+            **{name: getattr(self, name) for name in PROGRESS},
             "anchors": list(self.anchors),
         }
         if self.cfg.similarity == "learned":
@@ -301,13 +287,11 @@ class SARL(DER):
         return state
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`get_extra_state` saved."""
+        """Restore what :meth:`get_extra_state` saved (``steps``: 0 in older checkpoints)."""
         super().set_extra_state(state)
         self.scheduler.load_state_dict(state["scheduler"])
-        self.experiences_done = int(state["experiences_done"])
-        self.epoch = int(state["epoch"])
-        self.steps = int(state.get("steps", 0))
-        self.grouped = bool(state["grouped"])
+        for name, kind in PROGRESS.items():
+            setattr(self, name, kind(state.get(name, 0)))
         self.anchors = [int(c) for c in state.get("anchors", [])]
         if self.cfg.similarity == "learned":
             self.similarity_optimizer.load_state_dict(state["similarity_optimizer"])
