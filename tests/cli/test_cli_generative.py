@@ -62,3 +62,33 @@ def test_bir_si_penalty_acts_only_after_the_first_experience(cli, tmp_path):
     penalty = {s["experience"]: s["si"] for s in steps if s.get("kind") == "step"}
     assert penalty[0] == 0.0  # the anchor is the current network during the first experience
     assert all(penalty[t] > 0 for t in range(1, N_EXPERIENCES))
+
+
+def test_bir_task_il_with_xdg_runs_and_its_checkpoint_keeps_the_gates(cli, tmp_path):
+    import torch
+
+    from lifelong.checkpoint import load_checkpoint
+
+    run_dir = tmp_path / "run"
+    argv = ["run", *FAST, "--method", "bir", "--dataset", "seq-digits", "--iters", "6"]
+    task_il = ["--set", "method.task_il=true", "--set", "method.xdg_prop=0.5"]
+    result = cli(*argv, *task_il, "--run-dir", run_dir)
+    assert result.code == 0, result.err
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    tensors = [v for v in _tensors(state) if v[0].startswith("method.net.task_gates.")]
+    assert len(tensors) == 2
+    for _, mask in tensors:  # one row per experience, half of the units off in each
+        assert mask.shape[0] == N_EXPERIENCES
+        assert torch.equal((mask == 0).sum(dim=1), torch.full((N_EXPERIENCES,), mask.shape[1] // 2))
+    results = json.loads((run_dir / "results.json").read_text())
+    assert len(results["protocols"]["task-il"]["matrix"]) == N_EXPERIENCES
+    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert any("distill" in s for s in steps if s.get("kind") == "step")
+    assert cli("report", run_dir).code == 0  # rebuilds the method, gates included, from it
+
+
+def _tensors(tree: object, prefix: str = "") -> list[tuple[str, object]]:
+    """Every (dotted key, value) leaf of nested dicts."""
+    if isinstance(tree, dict):
+        return [leaf for k, v in tree.items() for leaf in _tensors(v, f"{prefix}{k}.")]
+    return [(prefix.rstrip("."), tree)]

@@ -118,6 +118,13 @@ ROWS: dict[str, Row] = {
     "er-ace-mask-unseen": Row(
         run("--method", "er_ace", "--set", "method.mask_unseen=maybe"), "mask_unseen"
     ),
+    "bir-xdg-without-task-il": Row(
+        run("--method", "bir", "--set", "method.xdg_prop=0.5"), "method.task_il"
+    ),
+    "bir-xdg-prop-one": Row(
+        run("--method", "bir", "--set", "method.task_il=true", "--set", "method.xdg_prop=1"),
+        "xdg_prop",
+    ),
     "gdumb-min-lr": Row(run("--method", "gdumb", "--set", "method.min_lr=1"), "min_lr"),
     "gdumb-cutmix-prob": Row(
         run("--method", "gdumb", "--set", "method.cutmix_prob=2"), "cutmix_prob"

@@ -72,6 +72,28 @@ def test_class_il_and_task_il_accuracy(batch_size: int) -> None:
     assert rows["task-il"] == pytest.approx([200.0 / 3.0, 50.0])
 
 
+class TaskAwareLogits(FixedLogits):
+    """A predictor that knows the right class-pair once told the experience (XdG-like)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[int] = []
+
+    def task_logits(self, x: torch.Tensor, experience_id: int) -> torch.Tensor:
+        self.asked.append(experience_id)
+        ids = x[:, 0, 0, 0].round().long()
+        labels = torch.tensor([0, 1, 1, 2, 2, 3, 3])[ids]
+        return torch.nn.functional.one_hot(labels, 4).float()
+
+
+def test_task_il_uses_a_task_conditioned_methods_own_logits() -> None:
+    method = TaskAwareLogits()
+    rows = Evaluator(_stream(), 2, torch.device("cpu")).evaluate(method)  # type: ignore[arg-type]
+    assert rows["task-il"] == pytest.approx([100.0, 100.0])
+    assert rows["class-il"] == pytest.approx([100.0 / 3.0, 25.0])  # still predict()'s logits
+    assert sorted(set(method.asked)) == [0, 1]
+
+
 def test_domain_il_uses_argmax_over_all_units() -> None:
     method = FixedLogits()
     rows = Evaluator(_stream("domain-il"), 2, torch.device("cpu")).evaluate(method)  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol as TypingProtocol
+from typing import runtime_checkable
 
 import torch
 
@@ -29,6 +30,15 @@ class Predictor(TypingProtocol):
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[N, num_classes]`` for a normalised batch ``x``."""
+        ...
+
+
+@runtime_checkable
+class TaskConditioned(Predictor, TypingProtocol):
+    """A predictor whose task-IL logits depend on the task id (BI-R with XdG gates)."""
+
+    def task_logits(self, x: torch.Tensor, experience_id: int) -> torch.Tensor | None:
+        """Logits of ``x`` given its experience, or None to mask :meth:`predict`'s logits."""
         ...
 
 
@@ -73,7 +83,8 @@ class Evaluator:
     """Computes accuracies (in %) on the test sets of a stream.
 
     Class-IL and domain-IL take the argmax over all output units; task-IL masks the logits to
-    the classes of the experience being tested.
+    the classes of the experience being tested (a :class:`TaskConditioned` method's own
+    logits for that experience, when it gives them).
 
     Attributes:
         stream: The stream whose test sets are used.
@@ -108,8 +119,12 @@ class Evaluator:
             predictions = logits.argmax(1)
             if tally is not None:
                 tally.add(logits, predictions, y)
+            task_logits = logits
+            if "task-il" in correct and isinstance(method, TaskConditioned):
+                conditioned = method.task_logits(x, experience.id)
+                task_logits = logits if conditioned is None else conditioned
             for protocol in correct:
-                chosen = (logits + mask).argmax(1) if protocol == "task-il" else predictions
+                chosen = (task_logits + mask).argmax(1) if protocol == "task-il" else predictions
                 correct[protocol] += int((chosen == y).sum())
         return {p: 100.0 * c / max(len(test), 1) for p, c in correct.items()}
 

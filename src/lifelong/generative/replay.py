@@ -71,6 +71,7 @@ def vae_terms(
     generator: torch.Generator,
     loss: ReconstructionLoss = "bce",
     kl_size: int | None = None,
+    task: torch.Tensor | None = None,
 ) -> VAETerms:
     """Encode ``x``, sample ``z``, decode with gates ``context``, and score against ``pixels``.
 
@@ -81,9 +82,9 @@ def vae_terms(
     ``context`` is the class information of the batch, labels (B,) or probabilities
     (B, classes): it drives the decoder gates and, with the per-class prior, selects the prior
     mode (a label) or mixture weights (probabilities). None is allowed for an ungated VAE with
-    the standard prior.
+    the standard prior. ``task`` (B,) picks the encoder's XdG masks (None: no gating).
     """
-    h, mu, logvar = net.encode(x)
+    h, mu, logvar = net.encode(x, task)
     z = reparameterize(mu, logvar, generator)
     decoded = net.decode(z, context)
     score = reconstruction_bce if loss == "bce" else reconstruction_mse_half

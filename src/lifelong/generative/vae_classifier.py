@@ -15,7 +15,9 @@ One network is encoder, classifier, decoder and (optionally learnable) prior:
   ``dg_prop``) on every decoder layer but the last, applied to the pre-activation as
   ``(W x + b) ⊙ (g M)`` with ``g`` a one-hot class vector or a probability vector;
 - optional class-conditional Gaussian-mixture prior (§2.4): learnable ``prior_means`` and
-  ``prior_logvars`` of shape (classes, z_dim), initialised i.i.d. N(0, 1).
+  ``prior_logvars`` of shape (classes, z_dim), initialised i.i.d. N(0, 1);
+- optional XdG (``xdg_prop > 0``): per task a fixed mask on the encoder's hidden units
+  (:mod:`lifelong.generative.task_gates`), applied when a task id is passed.
 
 Deviations from the reference code: the gate masks are registered buffers drawn from an explicit
 ``torch.Generator`` (the reference regenerates them from the global RNG and does not save them,
@@ -36,6 +38,7 @@ from torch import nn
 
 from lifelong.backbones import Backbone
 from lifelong.errors import ConfigError
+from lifelong.generative.task_gates import TaskGates
 
 LOGVAR_LIMIT = 30.0
 """Bound on the encoder's log-variance: exp(±30) stays finite in float32 (a numerical guard)."""
@@ -59,6 +62,8 @@ class VAEClassifierConfig:
     """Learnable Gaussian-mixture prior with one mode per class (conditional replay)."""
     gates: bool = False
     """Class-specific gates on the decoder's hidden layers (see dg_prop)."""
+    xdg_prop: float = 0.0
+    """XdG: proportion of the encoder's hidden units switched off per task (0: no XdG)."""
     linear_output: bool = False
     """Linear decoder output (conv features, trained with MSE) instead of sigmoid pixels."""
 
@@ -70,6 +75,8 @@ class VAEClassifierConfig:
             raise ConfigError(f"fc_layers must be >= 2 (one hidden layer), got {self.fc_layers}")
         if not 0.0 <= self.dg_prop < 1.0:
             raise ConfigError(f"dg_prop must be in [0, 1), got {self.dg_prop}")
+        if not 0.0 <= self.xdg_prop < 1.0:
+            raise ConfigError(f"xdg_prop must be in [0, 1), got {self.xdg_prop}")
 
     @property
     def gated(self) -> bool:
@@ -169,11 +176,14 @@ class FCClassifier(Backbone):
     encoder/classifier part of :class:`VAEClassifier`.
 
     Args:
-        cfg: Layer sizes (``fc_units``, ``h_dim``, ``fc_layers``; the rest is not used here).
+        cfg: Layer sizes (``fc_units``, ``h_dim``, ``fc_layers``) and ``xdg_prop``.
         image_shape: (C, H, W) of the inputs.
         num_classes: Output units.
-        generator: CPU generator for the initial weights.
+        generator: CPU generator for the initial weights (and the XdG masks, drawn last).
+        n_tasks: Tasks of the stream, one XdG mask each (needed when ``cfg.xdg_prop > 0``).
     """
+
+    task_gates: TaskGates | None
 
     def __init__(
         self,
@@ -181,6 +191,7 @@ class FCClassifier(Backbone):
         image_shape: tuple[int, int, int],
         num_classes: int,
         generator: torch.Generator,
+        n_tasks: int = 0,
     ) -> None:
         super().__init__()
         self.cfg = cfg
@@ -192,15 +203,34 @@ class FCClassifier(Backbone):
             layers += [seeded_linear(fan_in, fan_out, generator), nn.ReLU()]
         self.body = nn.Sequential(*layers)
         self.head = seeded_linear(cfg.h_dim, num_classes, generator)
+        self.n_tasks = n_tasks
+        self.task_gates = None
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The last hidden layer of the encoder, ``hE``, shape (B, h_dim)."""
-        out: torch.Tensor = self.body(x)
-        return out
+    def draw_task_gates(self, generator: torch.Generator) -> None:
+        """Draw the XdG masks of the hidden layers (once, after every other random draw)."""
+        if self.cfg.xdg_prop > 0:
+            widths = self.sizes[1:]
+            self.task_gates = TaskGates(widths, self.n_tasks, self.cfg.xdg_prop, generator)
 
-    def classify(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (B, num_classes) of the classifier on ``hE``."""
-        out: torch.Tensor = self.head(self.features(x))
+    def features(self, x: torch.Tensor, task: torch.Tensor | None = None) -> torch.Tensor:
+        """The last hidden layer of the encoder, ``hE``, shape (B, h_dim).
+
+        ``task`` (B,) selects each example's XdG masks; None (or no XdG): no gating.
+        """
+        if self.task_gates is None or task is None:
+            out: torch.Tensor = self.body(x)
+            return out
+        h, layer = x, 0
+        for module in self.body:
+            h = module(h)
+            if isinstance(module, nn.ReLU):  # h ⊙ m: gating after or before ReLU is the same
+                h = self.task_gates.gate(h, layer, task)
+                layer += 1
+        return h
+
+    def classify(self, x: torch.Tensor, task: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, num_classes) of the classifier on ``hE`` (gated by ``task`` with XdG)."""
+        out: torch.Tensor = self.head(self.features(x, task))
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -216,6 +246,7 @@ class VAEClassifier(FCClassifier):
         image_shape: (C, H, W) of the inputs.
         num_classes: Output units of the classifier, gate contexts and prior modes.
         generator: CPU generator for the initial weights, gate masks and prior.
+        n_tasks: Tasks of the stream (XdG masks; needed when ``cfg.xdg_prop > 0``).
     """
 
     prior_means: nn.Parameter | None
@@ -227,8 +258,9 @@ class VAEClassifier(FCClassifier):
         image_shape: tuple[int, int, int],
         num_classes: int,
         generator: torch.Generator,
+        n_tasks: int = 0,
     ) -> None:
-        super().__init__(cfg, image_shape, num_classes, generator)
+        super().__init__(cfg, image_shape, num_classes, generator, n_tasks)
         self.to_mu = seeded_linear(cfg.h_dim, cfg.z_dim, generator)
         self.to_logvar = seeded_linear(cfg.h_dim, cfg.z_dim, generator, bias=False)
         dg_prop = cfg.dg_prop if cfg.gated else 0.0
@@ -244,10 +276,16 @@ class VAEClassifier(FCClassifier):
             shape = (num_classes, cfg.z_dim)
             self.prior_means = nn.Parameter(torch.randn(shape, generator=generator))
             self.prior_logvars = nn.Parameter(torch.randn(shape, generator=generator))
+        self.draw_task_gates(generator)
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(hE, mu, logvar)`` of inputs ``x`` (B, C, H, W); ``mu`` and ``logvar`` (B, z_dim)."""
-        h = self.features(x)
+    def encode(
+        self, x: torch.Tensor, task: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(hE, mu, logvar)`` of inputs ``x`` (B, C, H, W); ``mu`` and ``logvar`` (B, z_dim).
+
+        ``task`` (B,): the examples' tasks, which pick the XdG masks (None: no gating).
+        """
+        h = self.features(x, task)
         logvar = self.to_logvar(h).clamp(-LOGVAR_LIMIT, LOGVAR_LIMIT)
         return h, self.to_mu(h), logvar
 

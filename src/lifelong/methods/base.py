@@ -70,6 +70,10 @@ class MethodContext:
     transform: ImageTransform
     device: torch.device
     generator: torch.Generator
+    num_experiences: int = 0
+    """Experiences of the stream (0: unknown, as in unit tests that build a method alone)."""
+    setting: Setting = "class-il"
+    """The stream's scenario setting (``class-il`` or ``domain-il``)."""
 
 
 class Method(nn.Module):

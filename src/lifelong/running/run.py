@@ -114,7 +114,14 @@ def build(cfg: RunConfig, stream: Stream | None = None) -> Built:
     spec = BACKBONES.get(cfg.backbone_name)
     backbone = spec.build(cfg.backbone, stream.image_shape, stream.num_classes)
     ctx = MethodContext(
-        backbone, stream.num_classes, stream.image_shape, stream.transform, device, generator
+        backbone,
+        stream.num_classes,
+        stream.image_shape,
+        stream.transform,
+        device,
+        generator,
+        num_experiences=len(stream),
+        setting=stream.setting,
     )
     method = entry.build(cfg.method, ctx)
     if cfg.train.compile:

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import copy
-import logging
 import math
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Self
+from typing import NamedTuple, Self
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 
 from lifelong.data.stream import Experience
-from lifelong.errors import ConfigError
-from lifelong.generative.conv_encoder import ConvEncoder, ConvEncoderConfig
 from lifelong.generative.exaggeration import (
     ContrastiveReplay,
-    ExaggerationConfig,
     exaggeration_terms,
     weighted_sum,
 )
@@ -29,75 +23,22 @@ from lifelong.generative.replay import (
     to_pixels,
     vae_terms,
 )
-from lifelong.generative.vae_classifier import VAEClassifier, VAEClassifierConfig
+from lifelong.generative.vae_classifier import VAEClassifier
 from lifelong.losses.repulsion import ReconstructionLoss
 from lifelong.losses.vae import distillation_soft_targets, weigh_current_and_replay
 from lifelong.methods.base import Method, MethodContext, register, register_variant
-from lifelong.methods.gr import GRConfig, adam
+from lifelong.methods.bir.config import BIRConfig, build_net
+from lifelong.methods.gr import adam
 from lifelong.nn.synaptic_intelligence import SynapticIntelligence
 from lifelong.types import Batch, StepOutput
 
-logger = logging.getLogger(__name__)
 
+class Replay(NamedTuple):
+    """The replay loss of one group of generated samples, its logged terms, contrastive grads."""
 
-@dataclass(frozen=True)
-class BIRConfig(GRConfig, ExaggerationConfig):
-    """Settings of BI-R (defaults: the BI-R code's ``--brain-inspired``, split MNIST, §1.2-3)."""
-
-    distill: bool = True
-    """Replay with the previous model's soft targets: distillation, soft gates, mixture prior."""
-    dg_prop: float = 0.8
-    """Gating proportion: probability that a decoder unit is off for a class (0: no gates)."""
-    per_class_prior: bool = True
-    """Conditional replay: one learnable prior mode per class (else N(0, I))."""
-    si_c: float = 0.0
-    """Synaptic Intelligence strength ``c`` on encoder and classifier (0: no SI; bir_si: 0.1)."""
-    si_epsilon: float = 0.1
-    """SI's damping ε of the importance denominator."""
-    conv_depth: int = 0
-    """Conv layers before the VAE (BI-R's convE: 5 for CIFAR; 0 on MNIST-like data)."""
-    conv_channels: int = 16
-    """Channels of the first conv layer, doubled in each later one."""
-    pretrained_conv: str | None = None
-    """File of pre-trained conv layers from ``lifelong pretrain`` (None: random, frozen)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.si_c < 0 or not self.si_epsilon > 0:
-            raise ConfigError("method.si_c must be >= 0 and method.si_epsilon positive")
-        if self.conv_depth < 0:
-            raise ConfigError(f"method.conv_depth must be >= 0, got {self.conv_depth}")
-        self.check_exaggeration()
-
-    def vae_config(self) -> VAEClassifierConfig:
-        """The model: fcE sizes as GR's generator, plus gates and the per-class prior."""
-        return VAEClassifierConfig(
-            self.fc_units,
-            self.h_dim,
-            self.z_dim,
-            self.fc_layers,
-            dg_prop=self.dg_prop,
-            per_class_prior=self.per_class_prior,
-            gates=True,
-            linear_output=self.conv_depth > 0,
-        )
-
-
-def build_net(cfg: BIRConfig, ctx: MethodContext) -> VAEClassifier | InternalReplayNet:
-    """The VAE-classifier on the inputs, or behind frozen conv layers (internal replay)."""
-    if cfg.conv_depth == 0:
-        return VAEClassifier(cfg.vae_config(), ctx.image_shape, ctx.num_classes, ctx.generator)
-    conv = ConvEncoder(ConvEncoderConfig(cfg.conv_depth, cfg.conv_channels), ctx.image_shape[0])
-    if cfg.pretrained_conv is None:
-        logger.warning(
-            "bir: the conv layers are random and stay frozen; pre-train them with "
-            "`lifelong pretrain` and pass method.pretrained_conv=FILE"
-        )
-    else:
-        conv.load_pretrained(Path(cfg.pretrained_conv))
-    shape = (conv.out_features(ctx.image_shape), 1, 1)
-    vae = VAEClassifier(cfg.vae_config(), shape, ctx.num_classes, ctx.generator)
-    return InternalReplayNet(conv, vae)
+    loss: torch.Tensor
+    terms: dict[str, torch.Tensor]
+    contrastive_grads: tuple[torch.Tensor | None, ...] | None
 
 
 @register
@@ -133,9 +74,16 @@ class BIR(Method):
     components exactly instead of clamping at 1e-40; the VAE works on [0, 1] pixels and
     normalised inputs are converted both ways (identity for MNIST); without internal replay,
     colour images are reconstructed as pixels by the fully connected decoder (the reference's
-    transposed-conv decoder ``convD`` is not built). Class-IL is trained as the reference; a
-    task-IL evaluation masks the logits of that class-IL model per experience (the
-    reference's task-IL mode, with one replay per previous task, is not built).
+    transposed-conv decoder ``convD`` is not built).
+
+    ``task_il`` trains as the reference's task scenario (§1.1, §4 step 3): the current batch's
+    cross-entropy spans its own experience's classes only, and each earlier experience ``j``
+    gets its own replay of ``ceil(B_r / (t − 1))`` samples of its classes, labelled and
+    distilled over those classes alone; the replay loss is the mean over the earlier
+    experiences. ``xdg_prop`` adds XdG (:mod:`~lifelong.generative.task_gates`): per task a
+    fixed mask on the encoder's hidden units, chosen by the task id for current data, for each
+    replay, and in the task-IL evaluation (:meth:`task_logits`). Without ``task_il`` the
+    class-IL model's task-IL row masks its logits per experience.
     """
 
     name = "bir"
@@ -146,6 +94,7 @@ class BIR(Method):
     seen: torch.Tensor
     current: torch.Tensor
     experiences_done: torch.Tensor
+    task_of_class: torch.Tensor
 
     def __init__(self, cfg: BIRConfig, ctx: MethodContext) -> None:
         super().__init__(cfg, ctx)
@@ -157,6 +106,8 @@ class BIR(Method):
         self.register_buffer("seen", classes)
         self.register_buffer("current", classes.clone())
         self.register_buffer("experiences_done", torch.zeros((), dtype=torch.int64))
+        unseen = torch.full((ctx.num_classes,), -1, dtype=torch.int64, device=ctx.device)
+        self.register_buffer("task_of_class", unseen)  # the experience that taught each class
         tracked = [
             (name, param)
             for name, param in self.vae.named_parameters()
@@ -168,6 +119,8 @@ class BIR(Method):
             self.contrast = ContrastiveReplay(cfg, cfg.h_dim, self.vae.body, ctx.generator)
             self.contrast.to(ctx.device)
         self.kl_size = math.prod(ctx.image_shape)  # the KL is per image unit, also for features
+        internal = isinstance(self.net, InternalReplayNet)
+        self.loss_kind: ReconstructionLoss = "mse" if internal else "bce"
 
     @property
     def vae(self) -> VAEClassifier:
@@ -188,52 +141,36 @@ class BIR(Method):
     def observe(self, batch: Batch) -> StepOutput:
         """One Adam step on the weighted current and replayed VAE-classifier losses."""
         t = int(self.experiences_done) + 1  # 1-based index of the current experience
-        active = self.active_classes(batch.y)
-        g, temperature, cfg = self.ctx.generator, self.cfg.temperature, self.cfg
-        internal = isinstance(self.net, InternalReplayNet)
-        loss_kind: ReconstructionLoss = "mse" if internal else "bce"
+        cfg = self.cfg
         self.optimizer.zero_grad(set_to_none=True)
         # current batch: gates and prior mode given by the true labels
+        own = self.current.nonzero().squeeze(1)  # task-IL: the experience's own classes only
+        active = own if cfg.task_il else self.active_classes(batch.y)
         x, target = self.vae_inputs(batch.x)
-        current = vae_terms(self.vae, x, target, batch.y, g, loss_kind, self.kl_size)
+        task = self.task_ids(batch.experience_id, len(batch), x.device)
+        current = vae_terms(
+            self.vae, x, target, batch.y, self.ctx.generator, self.loss_kind, self.kl_size, task
+        )
         logits = self.vae.head(current.features)[:, active]
         ce = F.cross_entropy(logits, active_targets(active, batch.y))
         loss = current.recon + current.kl + ce
         terms = {"recon": current.recon, "kl": current.kl, "ce": ce}
         contrastive_grads = None
         if t > 1:
-            # replay: sample the previous model (the generator), label with it (the teacher)
-            with torch.no_grad():
-                previous = vae_of(self.previous)
-                n = cfg.batch_replay or len(batch)
-                target_r, _ = previous.sample(n, self.seen.nonzero().squeeze(1), g)
-                x_r = target_r if internal else from_pixels(target_r, self.ctx.transform)
-                teacher = previous_logits(previous(x_r), self.seen)
-                soft = torch.softmax(teacher / temperature, dim=1)  # 0 outside previous classes
-            context = soft if cfg.distill else teacher.argmax(dim=1)
-            replay = vae_terms(self.vae, x_r, target_r, context, g, loss_kind, self.kl_size)
-            logits_r = self.vae.head(replay.features)[:, active]
-            if cfg.distill:
-                pred_r = distillation_soft_targets(logits_r, teacher[:, active], temperature)
+            n = cfg.batch_replay or len(batch)
+            if cfg.task_il:  # one replay per earlier task, over its own classes (§4 step 3)
+                replays = [
+                    self.replay(math.ceil(n / (t - 1)), mask, mask.nonzero().squeeze(1), task_id)
+                    for task_id, mask in enumerate(self.task_classes(t - 1))
+                ]
             else:
-                pred_r = F.cross_entropy(logits_r, active_targets(active, teacher.argmax(dim=1)))
-            replay_loss = replay.recon + replay.kl + pred_r
-            extra = exaggeration_terms(
-                cfg, teacher, replay.mu, replay.logvar, replay.reconstruction, target_r,
-                loss_kind, g,
-            )  # fmt: skip
-            weighted = weighted_sum(cfg, extra)
-            if weighted is not None:
-                replay_loss = replay_loss + weighted
-            if self.contrast is not None:
-                view = self.vae.features(self.contrast.second_view(x_r, g))
-                if cfg.contrastive:
-                    extra["contrastive"] = self.contrast.loss(replay.features, view, teacher)
-                    contrastive_grads = self.contrast.gradients(extra["contrastive"])
+                replays = [self.replay(n, self.seen, active, None)]
+            replay_loss = torch.stack([r.loss for r in replays]).mean()
+            for name in replays[0].terms:
+                terms[name] = torch.stack([r.terms[name] for r in replays]).mean()
+            contrastive_grads = replays[0].contrastive_grads
             loss = weigh_current_and_replay(loss, replay_loss, t)
-            terms["distill" if cfg.distill else "replay_ce"] = pred_r
             terms["replay"] = replay_loss
-            terms.update(extra)
         if self.si is not None:
             terms["si"] = self.si.penalty()
             loss = loss + cfg.si_c * terms["si"]
@@ -244,6 +181,71 @@ class BIR(Method):
         if self.si is not None:
             self.si.after_step()
         return StepOutput(loss.detach(), {k: v.detach() for k, v in terms.items()})
+
+    def replay(
+        self, n: int, previous_classes: torch.Tensor, active: torch.Tensor, task: int | None
+    ) -> Replay:
+        """The loss on ``n`` samples of the frozen previous model, labelled by it.
+
+        Args:
+            n: Samples to generate.
+            previous_classes: Boolean mask (classes,) of the classes to sample and to teach.
+            active: Sorted class indices the student's logits are sliced to.
+            task: The task whose XdG masks gate the samples (None: no XdG).
+        """
+        cfg, g, temperature = self.cfg, self.ctx.generator, self.cfg.temperature
+        with torch.no_grad():
+            previous = vae_of(self.previous)
+            target_r, _ = previous.sample(n, previous_classes.nonzero().squeeze(1), g)
+            internal = isinstance(self.net, InternalReplayNet)
+            x_r = target_r if internal else from_pixels(target_r, self.ctx.transform)
+            tasks = None if task is None else self.task_ids(task, n, x_r.device)
+            teacher = previous_logits(previous.classify(x_r, tasks), previous_classes)
+            soft = torch.softmax(teacher / temperature, dim=1)  # 0 outside previous_classes
+        context = soft if cfg.distill else teacher.argmax(dim=1)
+        replay = vae_terms(self.vae, x_r, target_r, context, g, self.loss_kind, self.kl_size, tasks)
+        logits_r = self.vae.head(replay.features)[:, active]
+        if cfg.distill:
+            pred_r = distillation_soft_targets(logits_r, teacher[:, active], temperature)
+        else:
+            pred_r = F.cross_entropy(logits_r, active_targets(active, teacher.argmax(dim=1)))
+        loss = replay.recon + replay.kl + pred_r
+        extra = exaggeration_terms(
+            cfg, teacher, replay.mu, replay.logvar, replay.reconstruction, target_r,
+            self.loss_kind, g,
+        )  # fmt: skip
+        weighted = weighted_sum(cfg, extra)
+        if weighted is not None:
+            loss = loss + weighted
+        grads = None
+        if self.contrast is not None:
+            view = self.vae.features(self.contrast.second_view(x_r, g))
+            if cfg.contrastive:
+                extra["contrastive"] = self.contrast.loss(replay.features, view, teacher)
+                grads = self.contrast.gradients(extra["contrastive"])
+        extra["distill" if cfg.distill else "replay_ce"] = pred_r
+        return Replay(loss, extra, grads)
+
+    def task_ids(self, task: int, n: int, device: torch.device) -> torch.Tensor | None:
+        """``n`` copies of ``task`` for the XdG masks; None without XdG."""
+        if self.vae.task_gates is None:
+            return None
+        return torch.full((n,), task, dtype=torch.int64, device=device)
+
+    def task_classes(self, tasks: int) -> list[torch.Tensor]:
+        """Boolean class masks of the first ``tasks`` experiences (from their recorded classes)."""
+        return [self.task_of_class == task for task in range(tasks)]
+
+    def task_logits(self, x: torch.Tensor, experience_id: int) -> torch.Tensor | None:
+        """Logits of normalised ``x`` with experience ``experience_id``'s XdG masks.
+
+        None without XdG: the task-IL evaluation then masks :meth:`predict`'s logits.
+        """
+        tasks = self.task_ids(experience_id, len(x), x.device)
+        if tasks is None:
+            return None
+        inputs = self.net.conv_features(x) if isinstance(self.net, InternalReplayNet) else x
+        return self.vae.classify(inputs, tasks)
 
     def active_classes(self, y: torch.Tensor) -> torch.Tensor:
         """Sorted indices of the classes seen so far, the current ones and those of ``y``."""
@@ -262,6 +264,7 @@ class BIR(Method):
         if self.si is not None:
             self.si.end_experience()
         self.seen[list(experience.classes)] = True
+        self.task_of_class[list(experience.classes)] = int(self.experiences_done)
         self.previous.load_state_dict(self.net.state_dict())
         self.experiences_done += 1
 
