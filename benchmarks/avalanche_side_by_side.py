@@ -40,6 +40,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / "benchmarks" / "out" / "avalanche-venv"
 AVALANCHE = "avalanche-lib==0.6.0"
+REPRODUCED = REPO / "benchmarks" / "out" / "reproduce"  # `lifelong reproduce`'s runs
 
 # Our method name -> what Avalanche's strategy gets from our preset, and how the two differ.
 MAPPINGS: dict[str, str] = {
@@ -282,13 +283,27 @@ def ensure_venv() -> Path:
 
 
 def ours(dataset: str, row: str, seed: int, data_root: str, out: Path) -> float:
-    """Our final average accuracy for a row and seed, from der_table.py's runs or run now."""
+    """Our final average accuracy for a row and seed.
+
+    Read from a finished run of ``der_table.py`` (``out``) or of ``lifelong reproduce``
+    (``REPRODUCED``, same preset and seed), otherwise run now into ``out``.
+    """
     sys.path.insert(0, str(REPO / "benchmarks"))
     from der_table import run_config
 
     preset, _ = preset_and_override(row)
     raw = raw_config(dataset, row, seed, data_root)
-    return run_config(raw, f"{dataset}/{preset}", out / dataset / row / f"seed{seed}")[0]
+    run_dir = out / dataset / row / f"seed{seed}"
+    reproduced = REPRODUCED / dataset / row / "run" / f"seed{seed}"
+    if preset == row and not _completed(run_dir) and _completed(reproduced):
+        run_dir = reproduced
+    return run_config(raw, f"{dataset}/{preset}", run_dir)[0]
+
+
+def _completed(run_dir: Path) -> bool:
+    from lifelong.reporting.results import read_results
+
+    return (run_dir / "results.json").exists() and bool(read_results(run_dir)["completed"])
 
 
 def avalanche(python: Path, job: tuple[str, str, int], data_root: str, out: Path) -> float:
