@@ -15,10 +15,16 @@ Scenarios:
   32x32 MNIST with 2000 iterations, batch 256, lr 1e-4 and 2000-unit layers, which is about
   200,000 steps of a network 15 times larger. Here: 10 permutations of 28x28 MNIST
   (``dataset.n_experiences=10``), 1000 iterations each, batch 128, lr 1e-4, 400-unit layers.
+* ``split-mnist-task``: BI-R trained for task-IL as the reference's ``--scenario=task``
+  (``method.task_il``: each experience's own output units, one replay per earlier task), with
+  and without XdG gating of 80 % of the encoder's hidden units per task (Masse et al. 2018's
+  proportion), on the split-MNIST settings above; compare with the task-IL row of the class-IL
+  ``bir`` runs of ``split-mnist``.
 
 Usage:
     python benchmarks/bir_table.py --scenario split-mnist --seeds 0 1 2 --jobs 2
     python benchmarks/bir_table.py --scenario perm-mnist --seeds 0 1 2 --jobs 2
+    python benchmarks/bir_table.py --scenario split-mnist-task --seeds 0 1 2 --jobs 2
 """
 
 from __future__ import annotations
@@ -59,7 +65,15 @@ PERM_MNIST: dict[str, list[str]] = {
     "bir": ["--preset", "seq-mnist/bir", *PERM_SCHEDULE],
     "bir_si": ["--preset", "seq-mnist/bir_si", *PERM_SCHEDULE, "--set", "si_c=1"],
 }  # fmt: skip
-SCENARIOS = {"split-mnist": SPLIT_MNIST, "perm-mnist": PERM_MNIST}
+SPLIT_MNIST_TASK: dict[str, list[str]] = {
+    "bir_task": ["--preset", "seq-mnist/bir", "--set", "task_il=true"],
+    "bir_task_xdg": ["--preset", "seq-mnist/bir", "--set", "task_il=true", "--set", "xdg_prop=0.8"],
+}  # fmt: skip
+SCENARIOS = {
+    "split-mnist": SPLIT_MNIST,
+    "perm-mnist": PERM_MNIST,
+    "split-mnist-task": SPLIT_MNIST_TASK,
+}
 
 
 def main() -> None:
