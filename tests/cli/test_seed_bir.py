@@ -122,6 +122,8 @@ def test_si_strength_goes_to_each_methods_own_field(cli) -> None:
         ("--experiment=splitMNIST --scenario=class --no-gpus", "device", "cpu"),
         ("--experiment=splitMNIST --scenario=class --augment", "dataset.augment", "True"),
         ("--experiment=splitMNIST --scenario=class --seed=12", "seed", "12"),
+        ("--experiment=splitMNIST --scenario=task --replay=generative --brain-inspired",
+         "method.task_il", "True"),
     ],
 )  # fmt: skip
 def test_general_flags_map_to_their_fields(cli, line: str, key: str, value: str) -> None:
@@ -131,7 +133,7 @@ def test_general_flags_map_to_their_fields(cli, line: str, key: str, value: str)
 @pytest.mark.parametrize(
     ("line", "needles"),
     [
-        ("--experiment=CIFAR100 --replay=generative --brain-inspired", ["--scenario=task",
+        ("--experiment=splitMNIST --replay=generative", ["--scenario=task", "--brain-inspired",
          "--scenario=class"]),
         (f"{BASELINE} --ewc", ["--ewc", "--si"]),
         (f"{BASELINE} --pre-convE", ["--pre-convE", "lifelong pretrain", "pretrained_conv"]),

@@ -117,7 +117,9 @@ REFUSED: dict[str, str] = {
 
 SCENARIOS_OF: dict[tuple[str, str], str] = {
     ("CIFAR100", "class"): "seq-cifar100",
+    ("CIFAR100", "task"): "seq-cifar100",
     ("splitMNIST", "class"): "seq-mnist",
+    ("splitMNIST", "task"): "seq-mnist",
     ("splitMNIST", "domain"): "split-mnist-domain",
     ("permMNIST", "domain"): "perm-mnist",
 }
@@ -183,18 +185,24 @@ def method_of(replay: str, brain_inspired: bool, si: bool) -> str:
     return "si" if si else {"none": "finetune", "offline": "joint"}[replay]
 
 
-def scenario_argv(experiment: str, scenario: str, tasks: int | None) -> list[str]:
-    """``--dataset NAME`` (and the experience count) of ``--experiment/--scenario/--tasks``."""
-    if scenario == "task":
+def scenario_argv(experiment: str, scenario: str, tasks: int | None, method: str) -> list[str]:
+    """``--dataset NAME`` (and the experience count) of ``--experiment/--scenario/--tasks``.
+
+    ``--scenario=task`` is BI-R's task-IL training (``method.task_il``); the other methods
+    train class-IL and report task-IL accuracy beside it.
+    """
+    task_il = scenario == "task" and method in ("bir", "bir_si")
+    if scenario == "task" and not task_il:
         raise ConfigError(
-            "--scenario=task (main_cl.py's default) trains only the current task's units: "
-            "lifelong trains class-IL and reports task-IL accuracy too; pass --scenario=class"
+            f"--scenario=task (main_cl.py's default) trains task-IL only with --brain-inspired "
+            f"here; {method!r} trains class-IL and reports task-IL accuracy too: pass "
+            "--scenario=class"
         )
     name = SCENARIOS_OF.get((experiment, scenario))
     if name is None:
         known = ", ".join(f"--experiment={e} --scenario={s}" for e, s in SCENARIOS_OF)
         raise ConfigError(f"--experiment={experiment} --scenario={scenario}: use one of {known}")
-    argv = ["--dataset", name]
+    argv = ["--dataset", name, *(["--set", "method.task_il=true"] if task_il else [])]
     if tasks is None:
         return argv
     if experiment == "permMNIST":
@@ -221,7 +229,8 @@ def run_argv(args: argparse.Namespace) -> list[str]:
         if getattr(args, _dest(flag)) is not None:
             raise ConfigError(f"--{flag} has no meaning in lifelong: {hint}")
     method = method_of(args.replay, args.brain_inspired, args.si)
-    argv = ["run", "--method", method, *scenario_argv(args.experiment, args.scenario, args.tasks)]
+    scenario = scenario_argv(args.experiment, args.scenario, args.tasks, method)
+    argv = ["run", "--method", method, *scenario]
     for flag, spec in FIELD_FLAGS.items():
         value = getattr(args, _dest(flag))
         if value is None or value is False:
