@@ -118,6 +118,13 @@ ROWS: dict[str, Row] = {
     "er-ace-mask-unseen": Row(
         run("--method", "er_ace", "--set", "method.mask_unseen=maybe"), "mask_unseen"
     ),
+    "probes-unknown": Row(run("--set", "train.probes=[ridge,svm]"), "train.probes"),
+    "probes-repeated": Row(run("--set", "train.probes=[knn,knn]"), "twice"),
+    "probes-no-mode": Row(
+        run("--set", "train.probes=[ridge]", "--set", "train.probe_modes=[]"), "probe_modes"
+    ),
+    "probes-val-ratio": Row(run("--set", "train.probe_val_ratio=1"), "probe_val_ratio"),
+    "probes-string": Row(run("--set", "train.probes=ridge"), "train.probes"),
     "bir-xdg-without-task-il": Row(
         run("--method", "bir", "--set", "method.xdg_prop=0.5"), "method.task_il"
     ),

@@ -61,3 +61,28 @@ def test_bad_probe_requests_are_one_line(cli: Callable[..., Any], tmp_path: Path
         result = cli(*argv)
         assert result.code == 2 and needle in result.err, (argv, result.err)
         assert len(result.err.strip().splitlines()) == 1, result.err
+
+
+def test_probes_after_every_experience_leave_training_unchanged_and_land_in_results(
+    cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    argv = ("run", "--method", "er", "--dataset", "seq-digits", "--iters", "5", *FAST)
+    plain, probed = tmp_path / "plain", tmp_path / "probed"
+    assert cli(*argv, "--run-dir", plain).code == 0
+    probes = ("--set", "train.probes=[ridge,knn]", "--set", "train.probe_per_class=20")
+    result = cli(*argv, *probes, "--run-dir", probed)
+    assert result.code == 0, result.err
+    before = json.loads((plain / "results.json").read_text())
+    after = json.loads((probed / "results.json").read_text())
+    for protocol in ("class-il", "task-il"):  # the probes draw from their own generator
+        assert after["protocols"][protocol]["matrix"] == before["protocols"][protocol]["matrix"]
+    probing = after["probing"]
+    assert "probing" not in before and len(probing["after"]) == 5
+    last = probing["after"][-1]
+    assert set(last) == {"separate", "joint"} and set(last["joint"]) == {"ridge", "knn"}
+    assert len(last["separate"]["ridge"]["experiences"]) == 5
+    joint = [entry["joint"]["ridge"] for entry in probing["after"]]
+    summary = probing["summary"]["ridge"]
+    assert summary["joint_final"] == joint[-1]
+    assert abs(summary["stream_accuracy"] - sum(joint) / 5) < 1e-9
+    assert all(0 <= v <= 100 for v in joint)

@@ -41,6 +41,10 @@ LATER_FIELDS = {
     "train.data_on_device": True,
     "dataset.pad": 0,
     "dataset.first_unpermuted": False,
+    "train.probes": (),
+    "train.probe_modes": ("separate", "joint"),
+    "train.probe_per_class": 500,
+    "train.probe_val_ratio": 0.1,
 }
 """Fields added after the snapshot (the GPU path, BI-R's permuted MNIST) at their defaults,
 which change no run."""

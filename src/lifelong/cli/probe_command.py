@@ -57,7 +57,6 @@ def command_probe(args: argparse.Namespace) -> int:
     from lifelong.checkpoint import atomic_write_text, check_writable_file
     from lifelong.evaluation.probes import ProbeConfig
     from lifelong.evaluation.probing import probe_encoder
-    from lifelong.methods.cssl import CSSL
     from lifelong.running.run import build, load_run_config, restore
     from lifelong.running.run_dir import CHECKPOINT
 
@@ -70,7 +69,7 @@ def command_probe(args: argparse.Namespace) -> int:
     built = build(cfg)
     restore(built, args.run_dir / CHECKPOINT)
     method = built.method
-    encoder = method.eval_encoder() if isinstance(method, CSSL) else method.net
+    encoder = method.probe_encoder()
     probe_cfg = ProbeConfig(
         ridge_alpha=getattr(cfg.method, "ridge_alpha", 1.0), knn_k=getattr(cfg.method, "knn_k", 50)
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lifelong.errors import ConfigError
+from lifelong.evaluation.probe_names import PROBE_KINDS, PROBING_MODES
 
 MAX_EPOCHS = 100_000
 """The most passes over an experience (papers use at most a few hundred)."""
@@ -48,6 +49,15 @@ class TrainConfig:
     """Compile the network with ``torch.compile`` (speed only; the first steps compile it)."""
     data_on_device: bool = True
     """On an accelerator, copy each experience's images to it once rather than chunk by chunk."""
+    probes: tuple[str, ...] = ()
+    """Probes fitted on the frozen encoder after every experience (ridge, knn, linear); empty:
+    none. The continual-SSL reference's --probing-all-exp; results.json's ``probing``."""
+    probe_modes: tuple[str, ...] = ("separate", "joint")
+    """Modes of those probes: ``separate`` (one per experience), ``joint`` (one on all of them)."""
+    probe_per_class: int = 500
+    """Training images per class kept for each of those probes."""
+    probe_val_ratio: float = 0.1
+    """Fraction of those images held out to stop the linear probe early (0: no early stop)."""
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -67,7 +77,26 @@ class TrainConfig:
             )
         if self.iters is not None and self.iters <= 0:
             raise ConfigError(f"train.iters must be positive, got {self.iters}")
+        self._check_probes()
         self._check_bounds()
+
+    def _check_probes(self) -> None:
+        """Refuse unknown, repeated or empty probe choices before any training."""
+        for name, allowed in (("probes", PROBE_KINDS), ("probe_modes", PROBING_MODES)):
+            values = getattr(self, name)
+            if not isinstance(values, tuple) or any(v not in allowed for v in values):
+                raise ConfigError(
+                    f"train.{name} must be a list of {', '.join(allowed)}, got {values!r}"
+                )
+            if len(set(values)) != len(values):
+                raise ConfigError(f"train.{name} names a choice twice: {list(values)}")
+        if self.probes and not self.probe_modes:
+            raise ConfigError("train.probe_modes must name at least one mode when probes are set")
+        if not 1 <= self.probe_per_class <= MAX_COUNT or not 0 <= self.probe_val_ratio < 1:
+            raise ConfigError(
+                "train.probe_per_class must be >= 1 and train.probe_val_ratio in [0, 1), got "
+                f"{self.probe_per_class} and {self.probe_val_ratio}"
+            )
 
     def _check_bounds(self) -> None:
         """Refuse counts no run could finish: a run would otherwise start and never end."""

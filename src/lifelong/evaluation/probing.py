@@ -19,18 +19,24 @@ other method's backbone.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from lifelong.backbones import Backbone
+from lifelong.config.training import TrainConfig
 from lifelong.data.stream import Stream
 from lifelong.data.tensors import ImageSet
 from lifelong.errors import ConfigError
 from lifelong.evaluation.probe_head import balanced_sample, validation_split
 from lifelong.evaluation.probe_names import PROBE_KINDS, PROBING_MODES
 from lifelong.evaluation.probes import Features, ProbeConfig, extract_features, run_probes
+
+log = logging.getLogger(__name__)
 
 
 def probe_encoder(
@@ -103,3 +109,27 @@ def probe_encoder(
         test = ImageSet.concat([e.test for e in stream])
         results["joint"] = dict(fit_and_test(train, test))
     return results
+
+
+def probe_after_experience(
+    encoder: Backbone, stream: Stream, cfg: TrainConfig, settings: ProbeConfig, t: int
+) -> dict[str, dict[str, Any]]:
+    """``train.probes`` in ``train.probe_modes`` on ``encoder`` after experience ``t``.
+
+    ``settings`` gives the ridge and k-NN parameters. The sampling and the linear probe draw
+    from a generator seeded with ``t``, so training's random stream is the same with and
+    without probes; the device is the encoder's.
+    """
+    device = next(encoder.parameters()).device
+    settings = dataclasses.replace(settings, batch_size=cfg.eval_batch_size)
+    probes = probe_encoder(
+        encoder, encoder.features, stream, cfg.probes, cfg.probe_modes, settings,
+        cfg.probe_per_class, cfg.probe_val_ratio, torch.Generator().manual_seed(t), device,
+    )  # fmt: skip
+    scores = [
+        f"{mode} {probe} {value['mean'] if isinstance(value, dict) else value:.2f}"
+        for mode, by_probe in probes.items()
+        for probe, value in by_probe.items()
+    ]
+    log.info("probes after experience %d: %s", t + 1, ", ".join(scores))
+    return probes

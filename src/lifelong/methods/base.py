@@ -161,6 +161,10 @@ class Method(nn.Module):
         out: torch.Tensor = self.net.features(x)
         return out
 
+    def probe_encoder(self) -> Backbone:
+        """The network whose ``features`` the probes read (``train.probes``, ``lifelong probe``)."""
+        return self.net
+
     def augment(self, x_clean: torch.Tensor) -> torch.Tensor:
         """Training inputs from clean ones: augment and normalise uint8 images.
 

@@ -226,6 +226,10 @@ class CSSL(Method):
         """The encoder the probe reads (BYOL: the momentum encoder by default)."""
         return cast(Backbone, self.model.eval_encoder())
 
+    def probe_encoder(self) -> Backbone:
+        """The evaluation encoder: what every probe reads."""
+        return self.eval_encoder()
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Eval-encoder features of normalised inputs, (B, d_e)."""
         out: torch.Tensor = self.eval_encoder().features(x)

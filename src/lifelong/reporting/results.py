@@ -59,6 +59,8 @@ class RunProgress(Protocol):
     def top5(self) -> list[float]: ...  # noqa: D102
     @property
     def test_sizes(self) -> list[int]: ...  # noqa: D102
+    @property
+    def probing(self) -> list[dict[str, Any]]: ...  # noqa: D102
 
 
 def results_dict(
@@ -102,8 +104,40 @@ def results_dict(
             if counted and state.per_class
             else {}
         ),
+        **({"probing": probing_results(state.probing)} if state.probing else {}),
         "config": config,
     }
+
+
+def probing_results(after: list[dict[str, Any]]) -> dict[str, Any]:
+    """``results.json``'s ``probing``: ``train.probes``' accuracies after every experience.
+
+    ``after[t]`` is ``{mode: {probe: value}}`` after experience ``t`` (``separate``: per
+    experience and their mean; ``joint``: a number). The summary per probe, as the continual-SSL
+    reference reports them: ``joint_final`` (its final accuracy), ``stream_accuracy`` (the mean
+    of the joint accuracies after each experience), ``separate_final`` (the mean per-experience
+    accuracy at the end) and ``separate_forgetting`` (mean over experiences k before the last
+    trained one of the separate accuracy on k right after k minus at the end; NaN with one).
+    """
+    summary: dict[str, dict[str, float]] = {}
+    for probe, joint in _by_probe(after, "joint").items():
+        summary.setdefault(probe, {}).update(
+            joint_final=joint[-1], stream_accuracy=float(np.mean(joint))
+        )
+    for probe, rows in _by_probe(after, "separate").items():
+        table = [row["experiences"] for row in rows]
+        drops = [table[k][k] - table[-1][k] for k in range(len(table) - 1)]
+        summary.setdefault(probe, {}).update(
+            separate_final=rows[-1]["mean"],
+            separate_forgetting=float(np.mean(drops)) if drops else float("nan"),
+        )
+    return {"after": _json_floats(after), "summary": _json_floats(summary)}
+
+
+def _by_probe(after: list[dict[str, Any]], mode: str) -> dict[str, list[Any]]:
+    """Each probe's values of ``mode`` over the experiences, in order."""
+    probes = after[0].get(mode, {}) if after else {}
+    return {probe: [entry[mode][probe] for entry in after] for probe in probes}
 
 
 def cost_summary(state: RunProgress) -> dict[str, float | None]:

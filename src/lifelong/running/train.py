@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -25,6 +26,8 @@ from lifelong.data.transforms import ImageTransform
 from lifelong.errors import ConfigError
 from lifelong.evaluation.confusion import per_class_accuracy
 from lifelong.evaluation.evaluator import Evaluation, Evaluator
+from lifelong.evaluation.probes import ProbeConfig
+from lifelong.evaluation.probing import probe_after_experience
 from lifelong.methods.base import EpochNeed, Method
 from lifelong.reporting.run_logger import RunLogger
 from lifelong.running.cost import ExperienceCost, peak_device_mib, peak_rss_mib
@@ -55,6 +58,8 @@ class FitState:
             classes or fewer).
         confusion: Confusion counts (true × predicted) after the last trained experience.
         test_sizes: Test examples of every experience.
+        probing: ``train.probes``' accuracies after each experience, ``{mode: {probe: …}}``
+            (:func:`~lifelong.evaluation.probing.probe_encoder`; empty without probes).
     """
 
     next_experience: int = 0
@@ -71,6 +76,7 @@ class FitState:
     top5: list[float] = field(default_factory=list)
     confusion: list[list[int]] = field(default_factory=list)
     test_sizes: list[int] = field(default_factory=list)
+    probing: list[dict[str, Any]] = field(default_factory=list)
 
 
 def training_inputs(
@@ -291,12 +297,20 @@ def learning_rate(method: Method) -> float | None:
 
 
 def after_experience(
-    state: FitState, evaluation: Evaluation, step: int, cost: ExperienceCost
+    state: FitState,
+    evaluation: Evaluation,
+    step: int,
+    cost: ExperienceCost,
+    probing: dict[str, Any] | None = None,
 ) -> FitState:
-    """The progress after one more experience: its accuracy row, prediction counts and cost."""
+    """The progress after one more experience: accuracy row, prediction counts, cost, probes.
+
+    ``probing`` holds the probe accuracies when ``train.probes`` are set.
+    """
     peak_device = [] if cost.peak_device_mib is None else [cost.peak_device_mib]
     return dataclasses.replace(
         state,
+        probing=[*state.probing, probing] if probing is not None else state.probing,
         next_experience=state.next_experience + 1,
         rows={p: [*state.rows.get(p, []), v] for p, v in evaluation.rows.items()},
         step=step,
@@ -352,11 +366,18 @@ def fit(
         images = train_experience(method, experience, data, cfg, stream, logger, generator, device)
         seconds = time.perf_counter() - started
         evaluation = evaluator.evaluate_counting(method, None if cfg.evaluate_future else t, t)
+        probing = None
+        if cfg.probes:  # a cssl run's own k-NN and ridge settings, else the probes' defaults
+            settings = ProbeConfig(
+                ridge_alpha=getattr(method.cfg, "ridge_alpha", ProbeConfig.ridge_alpha),
+                knn_k=getattr(method.cfg, "knn_k", ProbeConfig.knn_k),
+            )
+            probing = probe_after_experience(method.probe_encoder(), stream, cfg, settings, t)
         eval_seconds = time.perf_counter() - started - seconds
         cost = ExperienceCost(
             seconds, eval_seconds, images, peak_rss_mib(), peak_device_mib(device)
         )
-        state = after_experience(state, evaluation, logger.global_step, cost)
+        state = after_experience(state, evaluation, logger.global_step, cost, probing)
         row = evaluation.rows
         logger.evaluation(t, row, seconds)
         if t == len(stream) - 1 and stream.has_validation:
