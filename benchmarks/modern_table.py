@@ -49,6 +49,10 @@ PRESETS = (
     "rpc-500",
     "xder-200",
     "xder-500",
+    "xder_rpc-200",
+    "xder_rpc-500",
+    "xder_ce-200",
+    "xder_ce-500",
 )
 _V = True  # verified: read from the authors' README
 AUTHORS: dict[tuple[str, str], tuple[float, float, bool]] = {

@@ -50,7 +50,15 @@ LATER_FIELDS = {
 which change no run."""
 LATER_METHOD_FIELDS = {"bir": {"method.task_il": False, "method.xdg_prop": 0.0}}
 """Method fields added after the snapshot (BI-R's task-IL training and XdG) at their defaults."""
-LATER_PRESETS = {"perm-mnist/bir", "perm-mnist/bir_si", "perm-mnist/gr"}
+LATER_PRESETS = {
+    "perm-mnist/bir",
+    "perm-mnist/bir_si",
+    "perm-mnist/gr",
+    "seq-mnist/xder_rpc-200",
+    "seq-mnist/xder_rpc-500",
+    "seq-mnist/xder_ce-200",
+    "seq-mnist/xder_ce-500",
+}
 """Presets added after the snapshot (BI-R's permMNIST protocol): requests they now match resolve
 through them instead of the defaults the snapshot recorded."""
 
