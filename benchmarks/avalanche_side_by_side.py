@@ -262,7 +262,33 @@ def run_avalanche(dataset: str, row: str, seed: int, data_root: str, out: Path) 
             accuracies.append(100.0 * correct / len(e.test))
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {"accuracy": statistics.mean(accuracies), "per_experience": accuracies}
+    if cfg.method_name == "gss":
+        result["buffer_experiences"] = _gss_buffer_experiences(strategy, stream, normalize)
     out.write_text(json.dumps(result | {"seconds": seconds, "avalanche": AVALANCHE}) + "\n")
+
+
+def _gss_buffer_experiences(strategy: Any, stream: Any, normalize: _Normalize) -> list[int]:
+    """Rows of Avalanche's GSS buffer per experience of the stream (last: rows matching none).
+
+    Each stored row is mapped back to uint8 pixels and looked up among every experience's
+    training images (a permuted or rotated copy belongs to exactly one experience).
+    """
+    import hashlib
+
+    import torch
+    from avalanche.training.plugins import GSS_greedyPlugin
+
+    plugin = next(p for p in strategy.plugins if isinstance(p, GSS_greedyPlugin))
+    stored = plugin.ext_mem_list_x[: plugin.ext_mem_list_current_index].cpu()
+    pixels = torch.round((stored * normalize.std + normalize.mean) * 255).clamp(0, 255)
+    owner: dict[bytes, int] = {}
+    for e in stream:
+        for image in e.train.x:
+            owner.setdefault(hashlib.blake2b(image.numpy().tobytes()).digest(), e.id)
+    counts = [0] * (len(stream) + 1)
+    for row in pixels.to(torch.uint8):
+        counts[owner.get(hashlib.blake2b(row.numpy().tobytes()).digest(), len(stream))] += 1
+    return counts
 
 
 # --------------------------------------------------------------------------- driver
