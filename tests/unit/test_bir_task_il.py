@@ -58,6 +58,24 @@ def train(method: BIR, experiences: int, steps: int = 2) -> None:
         method.after_experience(experience(t))
 
 
+Call = tuple[int, list[int], list[int], int | None]
+
+
+def recorded_replays(monkeypatch: pytest.MonkeyPatch) -> list[Call]:
+    """Record ``(n, sampled classes, taught classes, task)`` of every replay group from now on."""
+    calls: list[Call] = []
+    original = BIR.replay
+
+    def record(
+        self: BIR, n: int, previous: torch.Tensor, active: torch.Tensor, task: int | None
+    ) -> Replay:
+        calls.append((n, previous.nonzero().squeeze(1).tolist(), active.tolist(), task))
+        return original(self, n, previous, active, task)
+
+    monkeypatch.setattr(BIR, "replay", record)
+    return calls
+
+
 def test_each_task_mask_switches_off_exactly_its_share_of_units() -> None:
     masks = gated_unit_masks(4, 10, 0.3, torch.Generator().manual_seed(1))
     assert masks.shape == (4, 10)
@@ -100,16 +118,7 @@ def test_task_il_replays_each_earlier_task_over_its_own_classes(
 ) -> None:
     method = build(task_il=True, xdg_prop=0.5)
     train(method, 2)
-    calls: list[tuple[int, list[int], list[int], int | None]] = []
-    original = BIR.replay
-
-    def record(
-        self: BIR, n: int, previous: torch.Tensor, active: torch.Tensor, task: int | None
-    ) -> Replay:
-        calls.append((n, previous.nonzero().squeeze(1).tolist(), active.tolist(), task))
-        return original(self, n, previous, active, task)
-
-    monkeypatch.setattr(BIR, "replay", record)
+    calls = recorded_replays(monkeypatch)
     method.before_experience(experience(2))
     out = method.observe(batch(2))
     # t = 3: ceil(9 / 2) = 5 samples of each earlier task, taught over that task's classes only
@@ -120,16 +129,7 @@ def test_task_il_replays_each_earlier_task_over_its_own_classes(
 def test_class_il_replays_once_over_every_previous_class(monkeypatch: pytest.MonkeyPatch) -> None:
     method = build()
     train(method, 2)
-    calls: list[tuple[int, list[int], list[int], int | None]] = []
-    original = BIR.replay
-
-    def record(
-        self: BIR, n: int, previous: torch.Tensor, active: torch.Tensor, task: int | None
-    ) -> Replay:
-        calls.append((n, previous.nonzero().squeeze(1).tolist(), active.tolist(), task))
-        return original(self, n, previous, active, task)
-
-    monkeypatch.setattr(BIR, "replay", record)
+    calls = recorded_replays(monkeypatch)
     method.before_experience(experience(2))
     method.observe(batch(2))
     assert calls == [(9, [0, 1, 2, 3], [0, 1, 2, 3, 4, 5], None)]
