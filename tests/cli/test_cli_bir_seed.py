@@ -79,3 +79,13 @@ def test_pretrain_command_runs_on_a_cifar10_folder(cli, tmp_path: Path) -> None:
     result = cli(*words[1:], "--epochs", "1", "--batch-size", "16", "--no-progress")
     assert result.code == 0, result.err
     ConvEncoder(ConvEncoderConfig(), 3).load_pretrained(out)
+
+
+def test_pretrain_on_held_out_classes_at_another_image_size(cli, tmp_path: Path) -> None:
+    data = write_cifar10(tmp_path / "data")
+    out = tmp_path / "held_out.pt"
+    argv = ["pretrain", "--dataset", "seq-cifar10", "--data-root", str(data), "--out", str(out)]
+    held_out = ["--classes", "6", "7", "8", "9", "--image-size", "16"]
+    result = cli(*argv, *held_out, "--epochs", "1", "--batch-size", "8", "--no-progress")
+    assert result.code == 0, result.err
+    ConvEncoder(ConvEncoderConfig(), 3).load_pretrained(out)

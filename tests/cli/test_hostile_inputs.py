@@ -118,6 +118,14 @@ ROWS: dict[str, Row] = {
     "er-ace-mask-unseen": Row(
         run("--method", "er_ace", "--set", "method.mask_unseen=maybe"), "mask_unseen"
     ),
+    "pretrain-class-out-of-range": Row(
+        ("pretrain", "--dataset", "seq-digits", "--classes", "99", "--out", "{tmp}/c.pt"),
+        "dataset.classes",
+    ),
+    "pretrain-image-size": Row(
+        ("pretrain", "--dataset", "seq-digits", "--image-size", "0", "--out", "{tmp}/c.pt"),
+        "image_size",
+    ),
     "probes-unknown": Row(run("--set", "train.probes=[ridge,svm]"), "train.probes"),
     "probes-repeated": Row(run("--set", "train.probes=[knn,knn]"), "twice"),
     "probes-no-mode": Row(

@@ -150,7 +150,12 @@ def command_pretrain(args: argparse.Namespace) -> int:
     from lifelong.running.run import resolve_device
 
     cfg = PretrainConfig(
-        dataset=DatasetConfig(name=args.dataset, root=args.data_root),
+        dataset=DatasetConfig(
+            name=args.dataset,
+            root=args.data_root,
+            classes=tuple(args.classes) if args.classes else None,
+            image_size=args.image_size,
+        ),
         epochs=args.epochs,
         lr=args.lr,
         batch_size=args.batch_size,

@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (1e-4)")
     pretrain.add_argument("--batch-size", "--batch_size", type=int, default=256, help="(256)")
     pretrain.add_argument("--no-augment", action="store_true", help="no random crop and flip")
+    pretrain.add_argument(
+        "--classes", type=int, nargs="+", help="only these labels (held-out pre-training)"
+    )
+    pretrain.add_argument(
+        "--image-size", "--image_size", type=int, help="resize images to this side length"
+    )
     pretrain.add_argument("--seed", type=int, default=0)
     pretrain.add_argument("--device", default="cpu")
     pretrain.add_argument("--no-progress", action="store_true", help="hide the progress bar")
