@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--data-root", default="../shared/data/mnist")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/gr_perm_diagnosis"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -103,6 +104,7 @@ def main() -> None:
         )
         for seed in args.seeds
         for row, arguments in ROWS.items()
+        if row in args.rows
     ]
     run_jobs(jobs, args.jobs, args.out)
     report = {job.run_dir.name: diagnose(job.run_dir) for job in jobs}
