@@ -52,10 +52,9 @@ class MethodConfig:
     def epochs_needed(self, experience: int) -> EpochNeed | None:
         """The fewest epochs experience ``experience`` (0-based) needs for a schedule to act.
 
-        A method whose settings count epochs (a warm-up, a milestone) and can never take effect
-        in a shorter experience returns what it needs; the loop checks every experience before
-        training (an epoch is one pass over the data, under ``train.epochs`` and
-        ``train.iters`` alike) and refuses an ``iters`` run that is too short. Default: nothing.
+        A method whose settings count epochs (a warm-up, a milestone) returns what it needs; the
+        loop checks every experience before training (an epoch is one pass over the data, under
+        ``train.epochs`` and ``train.iters`` alike) and refuses a too short ``iters`` run.
         """
         return None
 
