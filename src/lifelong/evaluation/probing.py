@@ -19,7 +19,6 @@ other method's backbone.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,7 +27,6 @@ import torch
 from torch import nn
 
 from lifelong.backbones import Backbone
-from lifelong.config.training import TrainConfig
 from lifelong.data.stream import Stream
 from lifelong.data.tensors import ImageSet
 from lifelong.errors import ConfigError
@@ -112,24 +110,30 @@ def probe_encoder(
 
 
 def probe_after_experience(
-    encoder: Backbone, stream: Stream, cfg: TrainConfig, settings: ProbeConfig, t: int
+    encoder: Backbone,
+    stream: Stream,
+    probes: Sequence[str],
+    modes: Sequence[str],
+    settings: ProbeConfig,
+    per_class: int,
+    val_ratio: float,
+    t: int,
 ) -> dict[str, dict[str, Any]]:
-    """``train.probes`` in ``train.probe_modes`` on ``encoder`` after experience ``t``.
+    """``probes`` in ``modes`` on ``encoder`` after experience ``t`` (``train.probes``).
 
-    ``settings`` gives the ridge and k-NN parameters. The sampling and the linear probe draw
-    from a generator seeded with ``t``, so training's random stream is the same with and
-    without probes; the device is the encoder's.
+    ``settings`` gives the ridge and k-NN parameters and the batch size. The sampling and the
+    linear probe draw from a generator seeded with ``t``, so training's random stream is the
+    same with and without probes; the device is the encoder's.
     """
     device = next(encoder.parameters()).device
-    settings = dataclasses.replace(settings, batch_size=cfg.eval_batch_size)
-    probes = probe_encoder(
-        encoder, encoder.features, stream, cfg.probes, cfg.probe_modes, settings,
-        cfg.probe_per_class, cfg.probe_val_ratio, torch.Generator().manual_seed(t), device,
+    results = probe_encoder(
+        encoder, encoder.features, stream, probes, modes, settings, per_class, val_ratio,
+        torch.Generator().manual_seed(t), device,
     )  # fmt: skip
     scores = [
         f"{mode} {probe} {value['mean'] if isinstance(value, dict) else value:.2f}"
-        for mode, by_probe in probes.items()
+        for mode, by_probe in results.items()
         for probe, value in by_probe.items()
     ]
     log.info("probes after experience %d: %s", t + 1, ", ".join(scores))
-    return probes
+    return results

@@ -371,8 +371,12 @@ def fit(
             settings = ProbeConfig(
                 ridge_alpha=getattr(method.cfg, "ridge_alpha", ProbeConfig.ridge_alpha),
                 knn_k=getattr(method.cfg, "knn_k", ProbeConfig.knn_k),
+                batch_size=cfg.eval_batch_size,
             )
-            probing = probe_after_experience(method.probe_encoder(), stream, cfg, settings, t)
+            probing = probe_after_experience(
+                method.probe_encoder(), stream, cfg.probes, cfg.probe_modes, settings,
+                cfg.probe_per_class, cfg.probe_val_ratio, t,
+            )  # fmt: skip
         eval_seconds = time.perf_counter() - started - seconds
         cost = ExperienceCost(
             seconds, eval_seconds, images, peak_rss_mib(), peak_device_mib(device)
