@@ -112,6 +112,7 @@ class Evaluator:
         correct = dict.fromkeys(self.stream.protocols, 0)
         mask = task_mask(self.stream.num_classes, experience.classes, self.device)
         transform = self.stream.transform
+        conditioned = "task-il" in correct and isinstance(method, TaskConditioned)
         for start in range(0, len(test), self.batch_size):
             x = transform.normalize(test.x[start : start + self.batch_size].to(self.device))
             y = test.y[start : start + self.batch_size].to(self.device)
@@ -119,10 +120,8 @@ class Evaluator:
             predictions = logits.argmax(1)
             if tally is not None:
                 tally.add(logits, predictions, y)
-            task_logits = logits
-            if "task-il" in correct and isinstance(method, TaskConditioned):
-                conditioned = method.task_logits(x, experience.id)
-                task_logits = logits if conditioned is None else conditioned
+            own = method.task_logits(x, experience.id) if conditioned else None  # type: ignore[attr-defined]
+            task_logits = logits if own is None else own
             for protocol in correct:
                 chosen = (task_logits + mask).argmax(1) if protocol == "task-il" else predictions
                 correct[protocol] += int((chosen == y).sum())
