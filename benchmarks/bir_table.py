@@ -21,15 +21,28 @@ Scenarios:
   proportion), on the split-MNIST settings above; compare with the task-IL row of the class-IL
   ``bir`` runs of ``split-mnist``.
 
+* ``tinyimg-colour``: BI-R's colour pipeline (the paper's CIFAR-100 protocol) on the
+  Tiny-ImageNet subset, as CIFAR is not on this machine. BI-R's conv layers (C3-5x16-bn) are
+  pre-trained with ``lifelong pretrain`` on the subset's classes 10-19 (as the paper pre-trains
+  on CIFAR-10 for CIFAR-100), then frozen for every method, which learn classes 0-9 class-IL in
+  5 experiences of 2 at 32x32 without augmentation: finetune and SI on the ``conv_mlp``
+  backbone (conv layers then 2000-2000, Adam lr 1e-4), GR with classifier and generator behind
+  the conv layers, BI-R and BI-R + SI with the presets ``seq-cifar100/{bir,bir_si}``. A CPU
+  schedule of ours: 200 iterations of batch 128 per experience (the paper: 5000 of 256).
+
 Usage:
     python benchmarks/bir_table.py --scenario split-mnist --seeds 0 1 2 --jobs 2
     python benchmarks/bir_table.py --scenario perm-mnist --seeds 0 1 2 --jobs 2
     python benchmarks/bir_table.py --scenario split-mnist-task --seeds 0 1 2 --jobs 2
+    tar xzf ../shared/data/tiny-imagenet-200-sub20.tar.gz -C /tmp/tiny
+    python benchmarks/bir_table.py --scenario tinyimg-colour --data-root /tmp/tiny --jobs 2
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from pathlib import Path
 
 from run_table import Job, run_jobs
@@ -69,10 +82,45 @@ SPLIT_MNIST_TASK: dict[str, list[str]] = {
     "bir_task": ["--preset", "seq-mnist/bir", "--set", "task_il=true"],
     "bir_task_xdg": ["--preset", "seq-mnist/bir", "--set", "task_il=true", "--set", "xdg_prop=0.8"],
 }  # fmt: skip
+CONV_FILE = Path("benchmarks/out/bir_colour/conv-tinyimg-10-19.pt")
+"""BI-R's conv layers pre-trained on the subset's classes 10-19 (``--pretrain`` writes it)."""
+PRETRAIN = [
+    "pretrain", "--dataset", "seq-tinyimg", "--classes", *map(str, range(10, 20)),
+    "--image-size", "32", "--epochs", "50", "--out", str(CONV_FILE),
+]  # fmt: skip
+"""``lifelong pretrain`` arguments (the BI-R code's Adam lr 1e-4, batch 256, crop + flip)."""
+COLOUR_SCHEDULE = [
+    "--dataset", "seq-tinyimg", "--set", f"dataset.classes=[{','.join(map(str, range(10)))}]",
+    "--set", "dataset.classes_per_experience=2", "--set", "dataset.image_size=32",
+    "--set", "dataset.shuffle_classes=false", "--set", "dataset.augment=false",
+    "--iters", "200", "--batch-size", "128", "--lr", "0.0001",
+]  # fmt: skip
+FROZEN_BACKBONE = [
+    "--backbone", "conv_mlp", "--set", f"backbone.pretrained={CONV_FILE}",
+    "--set", "backbone.freeze_conv=true",
+]  # fmt: skip
+FROZEN_CONV = ["--set", f"pretrained_conv={CONV_FILE}"]
+TINYIMG_COLOUR: dict[str, list[str]] = {
+    "finetune": [
+        "--method", "si", *FROZEN_BACKBONE, *COLOUR_SCHEDULE, "--set", "optimizer=adam",
+        "--set", "c=0",
+    ],
+    "si": [
+        "--method", "si", *FROZEN_BACKBONE, *COLOUR_SCHEDULE, "--set", "optimizer=adam",
+        "--set", "c=1",
+    ],
+    "gr": [
+        "--method", "gr", *COLOUR_SCHEDULE, *FROZEN_CONV, "--set", "conv_depth=5",
+        "--set", "fc_units=2000", "--set", "h_dim=2000",
+    ],
+    "bir": ["--preset", "seq-cifar100/bir", *COLOUR_SCHEDULE, *FROZEN_CONV],
+    "bir_si": ["--preset", "seq-cifar100/bir_si", *COLOUR_SCHEDULE, *FROZEN_CONV],
+}  # fmt: skip
 SCENARIOS = {
     "split-mnist": SPLIT_MNIST,
     "perm-mnist": PERM_MNIST,
     "split-mnist-task": SPLIT_MNIST_TASK,
+    "tinyimg-colour": TINYIMG_COLOUR,
 }
 
 
@@ -84,7 +132,13 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=None, help="default: all")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/bir"))
+    parser.add_argument(
+        "--pretrain", action="store_true", help="tinyimg-colour: pre-train the conv layers first"
+    )
     args = parser.parse_args()
+    if args.scenario == "tinyimg-colour" and (args.pretrain or not CONV_FILE.exists()):
+        pretrain = [sys.executable, "-m", "lifelong", *PRETRAIN, "--data-root", args.data_root]
+        subprocess.run([*pretrain, "--no-progress"], check=True)
     table = SCENARIOS[args.scenario]
     methods = args.methods or list(table)
     root = args.out / args.scenario

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from test_cli_cifar import write_cifar10, write_cifar100
 
-from lifelong.generative.conv_encoder import ConvEncoder, ConvEncoderConfig
+from lifelong.backbones.conv_encoder import ConvEncoder, ConvEncoderConfig
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 SHRINK = [

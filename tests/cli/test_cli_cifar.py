@@ -207,7 +207,7 @@ def test_cifar_download_failure_is_one_line_error(
 
 
 def test_pretrain_writes_conv_layers_that_load(cli, tmp_path: Path) -> None:
-    from lifelong.generative.conv_encoder import ConvEncoder, ConvEncoderConfig
+    from lifelong.backbones.conv_encoder import ConvEncoder, ConvEncoderConfig
 
     root = write_cifar10(tmp_path / "data")
     out = tmp_path / "conv.pt"

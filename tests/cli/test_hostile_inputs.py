@@ -140,6 +140,19 @@ ROWS: dict[str, Row] = {
         run("--method", "bir", "--set", "method.task_il=true", "--set", "method.xdg_prop=1"),
         "xdg_prop",
     ),
+    "conv-mlp-frozen-random": Row(
+        run("--backbone", "conv_mlp", "--set", "backbone.freeze_conv=true"), "freeze_conv"
+    ),
+    "conv-mlp-missing-file": Row(
+        run("--backbone", "conv_mlp", "--set", "backbone.pretrained={tmp}/none.pt"),
+        "no pre-trained conv layers",
+    ),
+    "conv-mlp-foreign-file": Row(
+        run("--backbone", "conv_mlp", "--set", "backbone.pretrained={tmp}/c.pt"),
+        "does not hold conv layers",
+        {"c.pt": b"not a checkpoint"},
+    ),
+    "gr-conv-depth": Row(run("--method", "gr", "--set", "method.conv_depth=-1"), "conv_depth"),
     "gdumb-min-lr": Row(run("--method", "gdumb", "--set", "method.min_lr=1"), "min_lr"),
     "gdumb-cutmix-prob": Row(
         run("--method", "gdumb", "--set", "method.cutmix_prob=2"), "cutmix_prob"

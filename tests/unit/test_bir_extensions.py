@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 import torch
 
+from lifelong.backbones.conv_encoder import ConvEncoder, ConvEncoderConfig
 from lifelong.backbones.mlp import MLP, MLPConfig
 from lifelong.data.stream import Experience
 from lifelong.data.tensors import ImageSet
 from lifelong.data.transforms import ImageTransform
 from lifelong.errors import ConfigError
-from lifelong.generative.conv_encoder import ConvEncoder, ConvEncoderConfig
 from lifelong.generative.internal_replay import InternalReplayNet
 from lifelong.generative.replay import previous_logits, vae_terms
 from lifelong.methods.base import MethodContext
@@ -220,7 +220,7 @@ def test_internal_replay_replays_frozen_conv_features() -> None:
     for key, value in method.net.conv.state_dict().items():
         assert torch.equal(value, conv[key]), f"frozen conv {key} changed"
     assert not method.net.conv.training and method.net.training
-    samples, _ = method.previous.vae.sample(5, torch.tensor([0, 1]), torch.Generator())
+    samples, _ = method.previous.inner.sample(5, torch.tensor([0, 1]), torch.Generator())
     assert samples.shape == (5, *feature_shape)
     assert float(samples.min()) < 0  # linear output: features, not sigmoid pixels
     logits = method.predict(torch.randn(4, *shape))

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from lifelong.backbones.conv_encoder import ConvEncoder, ConvEncoderConfig
 from lifelong.errors import DataError
-from lifelong.generative.conv_encoder import ConvEncoder, ConvEncoderConfig
 
 
 def test_c3_5x16_bn_maps_cifar_images_to_1024_features() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Self
@@ -12,6 +13,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from lifelong.data.stream import Experience
 from lifelong.errors import ConfigError
+from lifelong.generative.internal_replay import InternalReplayNet, frozen_conv, inner_of
 from lifelong.generative.replay import (
     active_targets,
     from_pixels,
@@ -20,6 +22,7 @@ from lifelong.generative.replay import (
     vae_terms,
 )
 from lifelong.generative.vae_classifier import FCClassifier, VAEClassifier, VAEClassifierConfig
+from lifelong.losses.repulsion import ReconstructionLoss
 from lifelong.losses.vae import distillation_soft_targets, weigh_current_and_replay
 from lifelong.methods.base import Method, MethodConfig, MethodContext, register
 from lifelong.types import Batch, StepOutput
@@ -50,9 +53,17 @@ class GRConfig(MethodConfig):
     """Latent dimension of the VAE."""
     fc_layers: int = 3
     """Fully connected layers of the VAE encoder counting the input (3: two hidden)."""
+    conv_depth: int = 0
+    """Frozen conv layers in front (BI-R's convE: 5 for colour images; 0 on MNIST-like data)."""
+    conv_channels: int = 16
+    """Channels of the first conv layer, doubled in each later one."""
+    pretrained_conv: str | None = None
+    """File of pre-trained conv layers from ``lifelong pretrain`` (None: random, frozen)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.conv_depth < 0:
+            raise ConfigError(f"method.conv_depth must be >= 0, got {self.conv_depth}")
         if self.batch_replay is not None and self.batch_replay <= 0:
             raise ConfigError(f"method.batch_replay must be positive, got {self.batch_replay}")
         if not self.temperature > 0:
@@ -63,8 +74,14 @@ class GRConfig(MethodConfig):
             raise ConfigError(f"method.{err}") from err
 
     def vae_config(self) -> VAEClassifierConfig:
-        """The generator: a plain VAE (standard normal prior, no gates)."""
-        return VAEClassifierConfig(self.fc_units, self.h_dim, self.z_dim, self.fc_layers)
+        """The generator: a plain VAE (standard normal prior, no gates; linear behind convs)."""
+        return VAEClassifierConfig(
+            self.fc_units,
+            self.h_dim,
+            self.z_dim,
+            self.fc_layers,
+            linear_output=self.conv_depth > 0,
+        )
 
 
 def adam(params: Iterable[torch.nn.Parameter], cfg: MethodConfig) -> torch.optim.Adam:
@@ -91,6 +108,13 @@ class GR(Method):
     other randomness come from the run's generator, not the global RNG. The VAE works on
     [0, 1] pixels (sigmoid output, BCE); normalised inputs are converted both ways. Not done:
     the Task-IL variant (replay per previous task), EWC/SI on top.
+
+    With ``conv_depth`` (colour images) classifier and generator both sit behind the same
+    frozen, pre-trained conv layers (``pretrained_conv``), as every method in the BI-R paper's
+    CIFAR-100 comparison, and the generator makes conv features (linear output, half MSE, KL
+    per image unit), replayed straight into the classifier's fully connected layers: BI-R's
+    internal replay without its other components. The reference's GR on CIFAR instead decodes
+    to pixels through transposed convolutions and replays images through the conv layers.
     """
 
     name = "gr"
@@ -105,7 +129,16 @@ class GR(Method):
         super().__init__(cfg, ctx)
         self.cfg: GRConfig = cfg
         shape, classes, g = ctx.image_shape, ctx.num_classes, ctx.generator
-        self.net = FCClassifier(cfg.vae_config(), shape, classes, g).to(ctx.device)
+        conv = None
+        if cfg.conv_depth:  # classifier and generator behind the same frozen conv layers
+            conv = frozen_conv(
+                cfg.conv_depth, cfg.conv_channels, cfg.pretrained_conv, shape[0], "gr"
+            )
+            shape = (conv.out_features(shape), 1, 1)
+        classifier = FCClassifier(cfg.vae_config(), shape, classes, g)
+        self.net = (classifier if conv is None else InternalReplayNet(conv, classifier)).to(
+            ctx.device
+        )
         self.optimizer = self.make_optimizer()  # over the classifier that replaced the backbone
         self.vae = VAEClassifier(cfg.vae_config(), shape, classes, g).to(ctx.device)
         self.vae_optimizer = adam(self.vae.parameters(), cfg)
@@ -115,36 +148,47 @@ class GR(Method):
         self.register_buffer("seen", mask)
         self.register_buffer("current", mask.clone())
         self.register_buffer("experiences_done", torch.zeros((), dtype=torch.int64))
+        self.kl_size = math.prod(ctx.image_shape)  # the KL is per image unit, also for features
+        self.loss_kind: ReconstructionLoss = "bce" if conv is None else "mse"
 
     def make_optimizer(self) -> torch.optim.Optimizer:
-        """Adam over the classifier (the reference's optimiser)."""
-        return adam(self.net.parameters(), self.cfg)
+        """Adam over the classifier (the reference's optimiser); frozen conv layers excluded."""
+        return adam((p for p in self.net.parameters() if p.requires_grad), self.cfg)
+
+    def inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(network input, VAE target)`` of normalised images: pixels, or conv features."""
+        if isinstance(self.net, InternalReplayNet):
+            features = self.net.conv_features(x)
+            return features, features
+        return x, to_pixels(x, self.ctx.transform)
 
     def observe(self, batch: Batch) -> StepOutput:
         """Classifier and generator steps on the current batch plus generated replay."""
         t = int(self.experiences_done) + 1  # 1-based index of the current experience
         active = self.active_classes(batch.y)
-        g, transform = self.ctx.generator, self.ctx.transform
+        g, kind, kl_size = self.ctx.generator, self.loss_kind, self.kl_size
+        classifier, previous_classifier = inner_of(self.net), inner_of(self.previous_net)
         self.optimizer.zero_grad(set_to_none=True)
         self.vae_optimizer.zero_grad(set_to_none=True)
         # current batch: CE over the active classes; the generator's reconstruction + KL
-        ce = F.cross_entropy(self.net(batch.x)[:, active], active_targets(active, batch.y))
-        current = vae_terms(self.vae, batch.x, to_pixels(batch.x, transform), None, g)
+        x, target = self.inputs(batch.x)
+        ce = F.cross_entropy(classifier(x)[:, active], active_targets(active, batch.y))
+        current = vae_terms(self.vae, x, target, None, g, kind, kl_size)
         classifier_loss, generator_loss = ce, current.recon + current.kl
         terms = {"ce": ce, "recon": current.recon, "kl": current.kl}
         if t > 1:
             # replay: inputs from the previous generator, labels from the previous classifier
             with torch.no_grad():
                 n = self.cfg.batch_replay or len(batch)
-                pixels_r, _ = self.previous_vae.sample(n, self.seen.nonzero().squeeze(1), g)
-                x_r = from_pixels(pixels_r, transform)
-                teacher = previous_logits(self.previous_net(x_r), self.seen)[:, active]
-            logits_r = self.net(x_r)[:, active]
+                target_r, _ = self.previous_vae.sample(n, self.seen.nonzero().squeeze(1), g)
+                x_r = target_r if kind == "mse" else from_pixels(target_r, self.ctx.transform)
+                teacher = previous_logits(previous_classifier(x_r), self.seen)[:, active]
+            logits_r = classifier(x_r)[:, active]
             if self.cfg.distill:
                 pred_r = distillation_soft_targets(logits_r, teacher, self.cfg.temperature)
             else:
                 pred_r = F.cross_entropy(logits_r, teacher.argmax(dim=1))
-            replay = vae_terms(self.vae, x_r, pixels_r, None, g)
+            replay = vae_terms(self.vae, x_r, target_r, None, g, kind, kl_size)
             classifier_loss = weigh_current_and_replay(ce, pred_r, t)
             generator_loss = weigh_current_and_replay(generator_loss, replay.recon + replay.kl, t)
             terms["distill" if self.cfg.distill else "replay_ce"] = pred_r
@@ -182,8 +226,13 @@ class GR(Method):
 
     def generate(
         self, per_class: int, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``per_class`` x (learned classes) samples in [0, 1], labelled by the classifier."""
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``per_class`` x (learned classes) samples in [0, 1], labelled by the classifier.
+
+        None behind conv layers: the generator makes conv features, not images.
+        """
+        if isinstance(self.net, InternalReplayNet):
+            return None
         learned = self.seen if bool(self.seen.any()) else torch.ones_like(self.seen)
         classes = learned.nonzero().squeeze(1)
         pixels, _ = self.vae.sample(per_class * len(classes), classes, generator)

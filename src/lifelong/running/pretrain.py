@@ -20,13 +20,13 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from tqdm import tqdm
 
+from lifelong.backbones.conv_encoder import ConvEncoder, ConvEncoderConfig
 from lifelong.checkpoint import check_writable_file
 from lifelong.data.catalog import build_stream
 from lifelong.data.scenarios import DatasetConfig
 from lifelong.data.tensors import ImageSet
 from lifelong.data.transforms import ImageTransform
 from lifelong.errors import ConfigError
-from lifelong.generative.conv_encoder import ConvEncoder, ConvEncoderConfig
 from lifelong.running.seed import seed_everything
 from lifelong.running.train import batches
 

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 from lifelong.errors import ConfigError
-from lifelong.generative.conv_encoder import ConvEncoder, ConvEncoderConfig
 from lifelong.generative.exaggeration import ExaggerationConfig
-from lifelong.generative.internal_replay import InternalReplayNet
+from lifelong.generative.internal_replay import InternalReplayNet, frozen_conv
 from lifelong.generative.vae_classifier import VAEClassifier, VAEClassifierConfig
 from lifelong.methods.base import MethodContext
 from lifelong.methods.gr import GRConfig
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -31,12 +26,6 @@ class BIRConfig(GRConfig, ExaggerationConfig):
     """Synaptic Intelligence strength ``c`` on encoder and classifier (0: no SI; bir_si: 0.1)."""
     si_epsilon: float = 0.1
     """SI's damping ε of the importance denominator."""
-    conv_depth: int = 0
-    """Conv layers before the VAE (BI-R's convE: 5 for CIFAR; 0 on MNIST-like data)."""
-    conv_channels: int = 16
-    """Channels of the first conv layer, doubled in each later one."""
-    pretrained_conv: str | None = None
-    """File of pre-trained conv layers from ``lifelong pretrain`` (None: random, frozen)."""
     task_il: bool = False
     """Train for task-IL (reference: --scenario=task): own classes, one replay per earlier task."""
     xdg_prop: float = 0.0
@@ -46,8 +35,6 @@ class BIRConfig(GRConfig, ExaggerationConfig):
         super().__post_init__()
         if self.si_c < 0 or not self.si_epsilon > 0:
             raise ConfigError("method.si_c must be >= 0 and method.si_epsilon positive")
-        if self.conv_depth < 0:
-            raise ConfigError(f"method.conv_depth must be >= 0, got {self.conv_depth}")
         if not 0.0 <= self.xdg_prop < 1.0:
             raise ConfigError(f"method.xdg_prop must be in [0, 1), got {self.xdg_prop}")
         if self.xdg_prop and not self.task_il:
@@ -71,7 +58,9 @@ class BIRConfig(GRConfig, ExaggerationConfig):
         )
 
 
-def build_net(cfg: BIRConfig, ctx: MethodContext) -> VAEClassifier | InternalReplayNet:
+def build_net(
+    cfg: BIRConfig, ctx: MethodContext
+) -> VAEClassifier | InternalReplayNet[VAEClassifier]:
     """The VAE-classifier on the inputs, or behind frozen conv layers (internal replay)."""
     if cfg.xdg_prop and ctx.num_experiences < 1:
         raise ConfigError("method.xdg_prop needs the stream's number of experiences")
@@ -81,14 +70,9 @@ def build_net(cfg: BIRConfig, ctx: MethodContext) -> VAEClassifier | InternalRep
     if cfg.conv_depth == 0:
         vae_cfg, shape = cfg.vae_config(), ctx.image_shape
         return VAEClassifier(vae_cfg, shape, ctx.num_classes, ctx.generator, tasks)
-    conv = ConvEncoder(ConvEncoderConfig(cfg.conv_depth, cfg.conv_channels), ctx.image_shape[0])
-    if cfg.pretrained_conv is None:
-        logger.warning(
-            "bir: the conv layers are random and stay frozen; pre-train them with "
-            "`lifelong pretrain` and pass method.pretrained_conv=FILE"
-        )
-    else:
-        conv.load_pretrained(Path(cfg.pretrained_conv))
+    conv = frozen_conv(
+        cfg.conv_depth, cfg.conv_channels, cfg.pretrained_conv, ctx.image_shape[0], "bir"
+    )
     shape = (conv.out_features(ctx.image_shape), 1, 1)
     vae = VAEClassifier(cfg.vae_config(), shape, ctx.num_classes, ctx.generator, tasks)
     return InternalReplayNet(conv, vae)

@@ -90,7 +90,7 @@ class BIR(Method):
     config_cls = BIRConfig
     supported_settings = frozenset({"class-il", "domain-il"})
 
-    net: VAEClassifier | InternalReplayNet
+    net: VAEClassifier | InternalReplayNet[VAEClassifier]
     seen: torch.Tensor
     current: torch.Tensor
     experiences_done: torch.Tensor
