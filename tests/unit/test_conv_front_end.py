@@ -73,7 +73,7 @@ def test_conv_mlp_trains_its_conv_layers_unless_frozen(tmp_path: Path) -> None:
 
 
 def test_conv_mlp_refuses_frozen_random_layers_and_foreign_files(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="freeze_conv needs backbone.pretrained"):
+    with pytest.raises(ConfigError, match=r"freeze_conv needs backbone\.pretrained"):
         ConvMLPConfig(freeze_conv=True)
     path, _ = conv_file(tmp_path)
     with pytest.raises(DataError, match="does not hold conv layers of this shape"):
