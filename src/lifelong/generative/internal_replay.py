@@ -17,6 +17,8 @@ import torch
 
 from lifelong.backbones import Backbone
 from lifelong.backbones.conv_encoder import ConvEncoder, ConvEncoderConfig
+from lifelong.data.transforms import ImageTransform
+from lifelong.generative.replay import to_pixels
 from lifelong.generative.vae_classifier import VAEClassifier
 
 logger = logging.getLogger(__name__)
@@ -95,3 +97,17 @@ def inner_of(net: InnerT | InternalReplayNet[InnerT]) -> InnerT:
 def vae_of(net: VAEClassifier | InternalReplayNet[VAEClassifier]) -> VAEClassifier:
     """The VAE-classifier inside ``net`` (``net`` itself without conv layers)."""
     return inner_of(net)
+
+
+def replay_inputs(
+    net: Backbone, x: torch.Tensor, transform: ImageTransform
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(network input, generator target)`` of normalised images ``x``.
+
+    Behind conv layers (:class:`InternalReplayNet`) both are the frozen conv features;
+    otherwise the images themselves and their [0, 1] pixels (the VAE's BCE target).
+    """
+    if isinstance(net, InternalReplayNet):
+        features = net.conv_features(x)
+        return features, features
+    return x, to_pixels(x, transform)

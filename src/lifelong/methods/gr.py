@@ -13,12 +13,16 @@ import torch.nn.functional as F  # noqa: N812
 
 from lifelong.data.stream import Experience
 from lifelong.errors import ConfigError
-from lifelong.generative.internal_replay import InternalReplayNet, frozen_conv, inner_of
+from lifelong.generative.internal_replay import (
+    InternalReplayNet,
+    frozen_conv,
+    inner_of,
+    replay_inputs,
+)
 from lifelong.generative.replay import (
     active_targets,
     from_pixels,
     previous_logits,
-    to_pixels,
     vae_terms,
 )
 from lifelong.generative.vae_classifier import FCClassifier, VAEClassifier, VAEClassifierConfig
@@ -155,13 +159,6 @@ class GR(Method):
         """Adam over the classifier (the reference's optimiser); frozen conv layers excluded."""
         return adam((p for p in self.net.parameters() if p.requires_grad), self.cfg)
 
-    def inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(network input, VAE target)`` of normalised images: pixels, or conv features."""
-        if isinstance(self.net, InternalReplayNet):
-            features = self.net.conv_features(x)
-            return features, features
-        return x, to_pixels(x, self.ctx.transform)
-
     def observe(self, batch: Batch) -> StepOutput:
         """Classifier and generator steps on the current batch plus generated replay."""
         t = int(self.experiences_done) + 1  # 1-based index of the current experience
@@ -171,7 +168,7 @@ class GR(Method):
         self.optimizer.zero_grad(set_to_none=True)
         self.vae_optimizer.zero_grad(set_to_none=True)
         # current batch: CE over the active classes; the generator's reconstruction + KL
-        x, target = self.inputs(batch.x)
+        x, target = replay_inputs(self.net, batch.x, self.ctx.transform)
         ce = F.cross_entropy(classifier(x)[:, active], active_targets(active, batch.y))
         current = vae_terms(self.vae, x, target, None, g, kind, kl_size)
         classifier_loss, generator_loss = ce, current.recon + current.kl

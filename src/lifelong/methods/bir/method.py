@@ -15,12 +15,11 @@ from lifelong.generative.exaggeration import (
     exaggeration_terms,
     weighted_sum,
 )
-from lifelong.generative.internal_replay import InternalReplayNet, vae_of
+from lifelong.generative.internal_replay import InternalReplayNet, replay_inputs, vae_of
 from lifelong.generative.replay import (
     active_targets,
     from_pixels,
     previous_logits,
-    to_pixels,
     vae_terms,
 )
 from lifelong.generative.vae_classifier import VAEClassifier
@@ -131,13 +130,6 @@ class BIR(Method):
         """Adam over the VAE-classifier (encoder, classifier, decoder, prior)."""
         return adam((p for p in self.net.parameters() if p.requires_grad), self.cfg)
 
-    def vae_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(VAE input, reconstruction target)`` of normalised images: pixels or conv features."""
-        if isinstance(self.net, InternalReplayNet):
-            features = self.net.conv_features(x)
-            return features, features
-        return x, to_pixels(x, self.ctx.transform)
-
     def observe(self, batch: Batch) -> StepOutput:
         """One Adam step on the weighted current and replayed VAE-classifier losses."""
         t = int(self.experiences_done) + 1  # 1-based index of the current experience
@@ -146,7 +138,7 @@ class BIR(Method):
         # current batch: gates and prior mode given by the true labels
         own = self.current.nonzero().squeeze(1)  # task-IL: the experience's own classes only
         active = own if cfg.task_il else self.active_classes(batch.y)
-        x, target = self.vae_inputs(batch.x)
+        x, target = replay_inputs(self.net, batch.x, self.ctx.transform)
         task = self.task_ids(batch.experience_id, len(batch), x.device)
         current = vae_terms(
             self.vae, x, target, batch.y, self.ctx.generator, self.loss_kind, self.kl_size, task
