@@ -172,6 +172,7 @@ ROWS: dict[str, Row] = {
     "precision-fp16": Row(run("--precision", "fp16"), "train.precision"),
     "compile-not-bool": Row(run("--compile", "soon"), "compile"),
     "dataset-pad": Row(run("--set", "dataset.pad=100"), "dataset.pad"),
+    "n-experiences-uneven": Row(run("--set", "dataset.n_experiences=3"), "evenly"),
     "probe-val-ratio": Row(("probe", "{run}", "--val-ratio", "1.5"), "val-ratio"),
     "probe-unknown": Row(("probe", "{run}", "--probes", "svm"), "svm"),
     "cssl-optimizer": Row(

@@ -274,6 +274,18 @@ def test_dataset_classes_keeps_a_relabelled_subset() -> None:
         DatasetConfig(name="seq-digits", classes=(2, 2))
 
 
+def test_n_experiences_splits_a_class_incremental_stream_evenly() -> None:
+    stream = build_stream(DatasetConfig(name="seq-digits", n_experiences=2), seed=0)
+    assert [e.classes for e in stream] == [(0, 1, 2, 3, 4), (5, 6, 7, 8, 9)]
+    subset = DatasetConfig(name="seq-digits", classes=(0, 1, 2, 3), n_experiences=4)
+    assert [e.classes for e in build_stream(subset, seed=0)] == [(0,), (1,), (2,), (3,)]
+    with pytest.raises(ConfigError, match="n_experiences=3 cannot split 10 classes evenly"):
+        build_stream(DatasetConfig(name="seq-digits", n_experiences=3), seed=0)
+    both = DatasetConfig(name="seq-digits", n_experiences=5, classes_per_experience=2)
+    with pytest.raises(ConfigError, match="not both"):
+        build_stream(both, seed=0)
+
+
 def test_seq_digits_shuffled_classes_follow_the_seed() -> None:
     stream = build_stream(DatasetConfig(name="seq-digits", shuffle_classes=True), seed=4)
     order = [c for e in stream for c in e.classes]

@@ -152,6 +152,25 @@ def thin_test_set(data: TrainTest, every: int | None) -> TrainTest:
     return dataclasses.replace(data, test=kept)
 
 
+def classes_per_experience_for(n_experiences: int, num_classes: int, per: int | None) -> int:
+    """The classes per experience that split ``num_classes`` into ``n_experiences`` equal ones.
+
+    Raises:
+        ConfigError: if ``dataset.classes_per_experience`` is set too, or the split is uneven.
+    """
+    if per is not None:
+        raise ConfigError(
+            "set dataset.n_experiences or dataset.classes_per_experience, not both: "
+            "each fixes the other on a class-incremental stream"
+        )
+    if num_classes % n_experiences:
+        raise ConfigError(
+            f"dataset.n_experiences={n_experiences} cannot split {num_classes} classes evenly: "
+            "choose a divisor or set dataset.classes_per_experience"
+        )
+    return num_classes // n_experiences
+
+
 def class_incremental(
     name: str, loader: Loader, transform: ImageTransform, per_experience: int, n_target: int
 ) -> Callable[[DatasetConfig, int], Stream]:
@@ -164,6 +183,8 @@ def class_incremental(
     def build(cfg: DatasetConfig, seed: int) -> Stream:
         data = keep_classes(loader(cfg.root, cfg.download), cfg.classes)
         per = cfg.classes_per_experience
+        if cfg.n_experiences is not None:
+            per = classes_per_experience_for(cfg.n_experiences, data.num_classes, per)
         if per is None:
             per = per_experience
             if data.num_classes < per * n_target:

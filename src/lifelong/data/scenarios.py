@@ -40,7 +40,7 @@ class DatasetConfig:
     classes_per_experience: int | None = None
     """Classes per experience for class-incremental scenarios (None: the scenario's default)."""
     n_experiences: int | None = None
-    """Experiences of permuted/rotated scenarios, phases of GCIL (None: the scenario's default)."""
+    """Experiences (class-incremental: classes split evenly; GCIL: phases; None: the default)."""
     gcil_samples_per_phase: int | None = None
     """GCIL: training samples drawn per phase (None: 1,000, as CLS-ER)."""
     image_size: int | None = None
