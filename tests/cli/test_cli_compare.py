@@ -55,6 +55,43 @@ def test_a_field_missing_from_older_runs_does_not_split_a_group() -> None:
     assert [(g.label, g.values) for g in groups] == [("er", (80.0, 82.0, 70.0))]
 
 
+def test_methods_with_their_own_network_are_not_labelled_by_the_backbone() -> None:
+    from lifelong.reporting.compare import group_runs
+
+    def run(method: str, backbone: dict[str, object], accuracy: float) -> dict[str, object]:
+        config = {
+            "method": {"name": method},
+            "dataset": {"name": "seq-mnist"},
+            "backbone": backbone,
+            "seed": 0,
+        }
+        return {
+            "config": config,
+            "protocols": {"class-il": {"summary": {"average_accuracy": accuracy}}},
+        }
+
+    runs = [
+        run("er", {"name": "mlp", "width": 100}, 80.0),
+        run("er", {"name": "resnet18", "width": 100}, 70.0),
+        # gr builds its own network: its backbone section (any name, any field) is ignored
+        run("gr", {"name": "resnet18", "width": 100}, 60.0),
+        run("gr", {"name": "mlp", "width": 400}, 62.0),
+    ]
+    labels = {g.label: g.values for g in group_runs(runs, frozenset({"gr"}))}
+    assert labels == {"er / mlp": (80.0,), "er / resnet18": (70.0,), "gr": (60.0, 62.0)}
+    # without the method's own-network flag the backbone would split and label gr's runs
+    assert "gr / resnet18 (backbone.width=100)" in {g.label for g in group_runs(runs)}
+
+
+def test_compare_knows_which_registered_methods_build_their_own_network() -> None:
+    import lifelong.components  # noqa: F401
+    from lifelong.methods.base import METHODS
+
+    own = {n for n, m in METHODS.items() if not m.method_class.uses_backbone}
+    assert {"gr", "bir", "bir_si"} <= own
+    assert not own & {"er", "derpp", "sarl", "finetune", "si"}
+
+
 def _write_run(run_dir: Path, method: str, seed: int, rows: list[list[float]]) -> dict:
     """A finished run's results.json, written as `lifelong run` writes it (two experiences)."""
     from lifelong.reporting.results import results_dict, write_results

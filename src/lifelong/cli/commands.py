@@ -170,10 +170,13 @@ def command_pretrain(args: argparse.Namespace) -> int:
 
 def command_compare(args: argparse.Namespace) -> int:
     """``lifelong compare RUN...``: writes comparison.md, comparison.csv and comparison.png."""
+    import lifelong.components  # noqa: F401  (registers every method)
+    from lifelong.methods.base import METHODS
     from lifelong.reporting.compare import find_runs, group_runs, write_comparison
     from lifelong.running.run_dir import prepare_run_dir
 
-    groups = group_runs(find_runs(args.runs))
+    own_network = frozenset(n for n, m in METHODS.items() if not m.method_class.uses_backbone)
+    groups = group_runs(find_runs(args.runs), own_network)
     prepare_run_dir(args.out, resume=True)
     table, paths = write_comparison(groups, args.out)
     sys.stdout.write(table + f"wrote {', '.join(map(str, paths))}\n")

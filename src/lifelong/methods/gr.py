@@ -124,6 +124,7 @@ class GR(Method):
     name = "gr"
     config_cls = GRConfig
     supported_settings = frozenset({"class-il", "domain-il"})
+    uses_backbone = False
 
     seen: torch.Tensor
     current: torch.Tensor

@@ -95,23 +95,34 @@ def _varying(configs: list[dict[str, Any]], skip: set[str]) -> list[str]:
     return [k for k in keys if len({repr(c[k]) for c in configs}) > 1]
 
 
-def group_runs(runs: list[dict[str, Any]]) -> list[Group]:
+def group_runs(
+    runs: list[dict[str, Any]], own_network: frozenset[str] = frozenset()
+) -> list[Group]:
     """Group runs by dataset and configuration (seed aside).
 
     A group is labelled by its method, its backbone when backbones differ between runs, and the
-    settings that differ between runs of the same method.
+    settings that differ between runs of the same method. Methods in ``own_network`` (GR, BI-R)
+    build their own network, so their runs' backbone section is neither shown nor compared.
     """
     flat = [flatten(r["config"]) for r in runs]
     names = {"method.name", "dataset.name", "backbone.name"}
-    show_backbone = len({c["backbone.name"] for c in flat}) > 1
+    backbones = {c["backbone.name"] for c in flat if c["method.name"] not in own_network}
+    compared = [
+        {k: v for k, v in c.items() if not k.startswith("backbone.")}
+        if c["method.name"] in own_network
+        else c
+        for c in flat
+    ]
     varying = {
-        method: _varying([c for c in flat if c["method.name"] == method], names)
+        method: _varying([c for c in compared if c["method.name"] == method], names)
         for method in {c["method.name"] for c in flat}
     }
     grouped: dict[tuple[str, str, str], list[float]] = {}
     for results, config in zip(runs, flat, strict=True):
         method = config["method.name"]
-        label = method + (f" / {config['backbone.name']}" if show_backbone else "")
+        label = method
+        if len(backbones) > 1 and method not in own_network:
+            label += f" / {config['backbone.name']}"
         extras = ", ".join(f"{k}={config.get(k)}" for k in varying[method])
         label += f" ({extras})" if extras else ""
         for protocol, entry in results["protocols"].items():

@@ -88,6 +88,7 @@ class BIR(Method):
     name = "bir"
     config_cls = BIRConfig
     supported_settings = frozenset({"class-il", "domain-il"})
+    uses_backbone = False
 
     net: VAEClassifier | InternalReplayNet[VAEClassifier]
     seen: torch.Tensor
