@@ -208,6 +208,13 @@ def test_incompatible_method_and_scenario(cli, tmp_path, register_method, fake_m
     assert ok.code == 0, ok.err
 
 
+def test_an_unsupported_setting_is_refused_before_the_data_load(cli, tmp_path):
+    # no MNIST under the root: the refusal names the setting, not the missing data
+    args = ("--method", "icarl", "--dataset", "rot-mnist", "--data-root", tmp_path / "none")
+    result = cli("run", *FAST, "--run-dir", tmp_path / "run", *args)
+    assert_one_line_error(result, "'icarl'", "domain-il", "'rot-mnist'", "class-il")
+
+
 @pytest.mark.data
 def test_incompatible_method_and_scenario_real_mnist(cli, tmp_path, register_method, mnist_root):
     register_method(ClassILOnly)

@@ -173,6 +173,9 @@ ROWS: dict[str, Row] = {
     "compile-not-bool": Row(run("--compile", "soon"), "compile"),
     "dataset-pad": Row(run("--set", "dataset.pad=100"), "dataset.pad"),
     "n-experiences-uneven": Row(run("--set", "dataset.n_experiences=3"), "evenly"),
+    "dataset-field-ignored": Row(
+        run("--set", "dataset.image_size=32"), "has no effect on seq-digits"
+    ),
     "probe-val-ratio": Row(("probe", "{run}", "--val-ratio", "1.5"), "val-ratio"),
     "probe-unknown": Row(("probe", "{run}", "--probes", "svm"), "svm"),
     "cssl-optimizer": Row(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -148,6 +149,25 @@ def test_cifar10_shapes_pixels_and_labels(tmp_path: Path) -> None:
     assert bool((x[:, 1] == 1).all()) and bool((x[:, 2] == 200).all())  # green, blue planes
     assert tt.train.y[4:8].tolist() == labels
     assert tt.test.y.tolist() == batches["test_batch"][1]
+
+
+def test_seq_cifar10_resizes_once_to_image_size(tmp_path: Path) -> None:
+    from lifelong.data.catalog import build_stream
+    from lifelong.data.scenarios import DatasetConfig
+
+    _write_cifar10(tmp_path)
+    native = load_cifar10(str(tmp_path))
+    # the test batch holds labels 0-3 only: keep those
+    cfg = DatasetConfig(name="seq-cifar10", root=str(tmp_path), classes=(0, 1, 2, 3), image_size=16)
+    stream = build_stream(cfg, seed=0)
+    first = stream.experiences[0]
+    assert first.train.x.shape[1:] == (3, 16, 16) and first.test.x.shape[1:] == (3, 16, 16)
+    # the same images, smaller: each image's mean colour is kept within rounding
+    kept = native.train.y == 0  # the first experience: class 0 (four classes in 4 x 1)
+    native_means = native.train.x[kept].float().mean(dim=(2, 3))
+    assert torch.allclose(first.train.x.float().mean(dim=(2, 3)), native_means, atol=2.0)
+    full = build_stream(dataclasses.replace(cfg, image_size=None), seed=0)
+    assert full.experiences[0].train.x.shape[1:] == native.train.x.shape[1:] == (3, 32, 32)
 
 
 def test_cifar10_reads_python2_pickles(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import logging
 from pathlib import Path
@@ -14,6 +15,7 @@ from lifelong.data import mnist
 from lifelong.data.catalog import build_stream
 from lifelong.data.scenarios import (
     SCENARIOS,
+    SHAPING_FIELDS,
     DatasetConfig,
     class_order,
     rotate,
@@ -421,3 +423,62 @@ def test_padding_and_an_unpermuted_first_experience_as_the_bir_code() -> None:
 def test_pad_out_of_range_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"dataset\.pad"):
         DatasetConfig(pad=-1)
+
+
+SET_VALUES = {
+    "shuffle_classes": True,
+    "classes_per_experience": 3,
+    "n_experiences": 3,
+    "gcil_samples_per_phase": 3,
+    "image_size": 3,
+    "run": 3,
+    "test_subsample": 3,
+    "nic_first_classes": 3,
+    "nic_chunk": 3,
+    "pad": 2,
+    "first_unpermuted": True,
+}
+
+
+@pytest.mark.parametrize("name", SCENARIOS.names())
+def test_a_scenario_refuses_the_optional_fields_it_would_ignore(name: str) -> None:
+    scenario = SCENARIOS.get(name)
+    assert set(SET_VALUES) == set(SHAPING_FIELDS)
+    assert scenario.reads <= set(SHAPING_FIELDS)
+    scenario.check_fields(DatasetConfig(name=name))  # the defaults are always accepted
+    for field_name in SHAPING_FIELDS:
+        cfg = DatasetConfig(name=name, **{field_name: SET_VALUES[field_name]})
+        if field_name in scenario.reads:
+            scenario.check_fields(cfg)
+        else:
+            with pytest.raises(ConfigError, match=f"dataset.{field_name} has no effect on {name}"):
+                scenario.check_fields(cfg)
+
+
+def test_an_ignored_field_is_refused_before_the_data_are_read(tmp_path: Path) -> None:
+    # no MNIST under root: the field check comes first, so the error is the config's
+    cfg = DatasetConfig(name="rot-mnist", root=str(tmp_path), first_unpermuted=True)
+    with pytest.raises(
+        ConfigError, match=r"first_unpermuted has no effect on rot-mnist \(it reads"
+    ):
+        build_stream(cfg, seed=0)
+    with pytest.raises(ConfigError, match="classes_per_experience has no effect on perm-mnist"):
+        build_stream(DatasetConfig(name="perm-mnist", classes_per_experience=2), seed=0)
+    with pytest.raises(ConfigError, match="image_size has no effect on seq-digits"):
+        build_stream(DatasetConfig(name="seq-digits", image_size=32), seed=0)
+
+
+def test_split_mnist_domain_takes_n_experiences(tmp_path: Path) -> None:
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", 20), ("t10k", 10)):
+        images = np.zeros((n, 28, 28), dtype=np.uint8)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(_idx_bytes(images))
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(_idx_bytes(labels))
+    cfg = DatasetConfig(name="split-mnist-domain", root=str(tmp_path), n_experiences=2)
+    stream = build_stream(cfg, seed=0)
+    assert len(stream) == 2
+    assert stream.num_classes == 5  # five digits share five output units per experience
+    with pytest.raises(ConfigError, match="cannot split 10 classes evenly"):
+        build_stream(dataclasses.replace(cfg, n_experiences=3), seed=0)

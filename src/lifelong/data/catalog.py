@@ -43,6 +43,12 @@ MNIST_DEFAULTS = {"train": {"epochs": 1, "batch_size": 10}, "backbone": {"name":
 DOMAIN_DEFAULTS = {"train": {"epochs": 1, "batch_size": 128}, "backbone": {"name": "mlp"}}
 RESNET_DEFAULTS = {"train": {"epochs": 50, "batch_size": 32}, "backbone": {"name": "resnet18"}}
 CORE50_DEFAULTS = {"train": {"epochs": 4, "batch_size": 128}, "backbone": {"name": "mobilenet_v1"}}
+CLASS_IL_READS = frozenset(
+    {"shuffle_classes", "classes_per_experience", "n_experiences", "test_subsample"}
+)
+"""The optional fields every class-incremental ``seq-*`` scenario reads (see ``Scenario``)."""
+GCIL_READS = frozenset({"n_experiences", "gcil_samples_per_phase"})
+NIC_READS = frozenset({"nic_first_classes", "nic_chunk", "run"})
 CORE50_SCENARIOS = {
     "ni": "NI: 8 batches of new sessions of all 50 objects",
     "nc": "NC: 9 batches of new objects",
@@ -172,16 +178,24 @@ def classes_per_experience_for(n_experiences: int, num_classes: int, per: int | 
 
 
 def class_incremental(
-    name: str, loader: Loader, transform: ImageTransform, per_experience: int, n_target: int
+    name: str,
+    loader: Loader,
+    transform: ImageTransform,
+    per_experience: int,
+    n_target: int,
+    resize: bool = False,
 ) -> Callable[[DatasetConfig, int], Stream]:
     """Build a class-incremental scenario of ``per_experience`` classes per experience.
 
     When the data hold fewer classes than the full dataset (a subset of Tiny-ImageNet, say), the
     default keeps ``n_target`` experiences and shrinks the classes per experience, and logs it.
+    With ``resize`` the loaded images are resized once to ``dataset.image_size`` (CIFAR).
     """
 
     def build(cfg: DatasetConfig, seed: int) -> Stream:
         data = keep_classes(loader(cfg.root, cfg.download), cfg.classes)
+        if resize:
+            data = data.resized(cfg.image_size)
         per = cfg.classes_per_experience
         if cfg.n_experiences is not None:
             per = classes_per_experience_for(cfg.n_experiences, data.num_classes, per)
@@ -206,7 +220,10 @@ def class_incremental(
 def split_mnist_domain(cfg: DatasetConfig, seed: int) -> Stream:
     """Split MNIST, domain-incremental: 5 pairs of digits, label = position in the pair."""
     data = mnist.load_mnist(cfg.root, cfg.download)
-    per = cfg.classes_per_experience or 2
+    per = cfg.classes_per_experience
+    if cfg.n_experiences is not None:
+        per = classes_per_experience_for(cfg.n_experiences, data.num_classes, per)
+    per = per or 2
     order = class_order(data.num_classes, cfg.shuffle_classes, seed)
     experiences = split_as_domains(data, per, order)
     names = tuple(f"digit {k + 1} of the experience" for k in range(per))
@@ -234,66 +251,85 @@ def _register_all() -> None:
             class_incremental("seq-digits", mnist.load_digits, GREY, 2, 5),
             "scikit-learn's bundled 8x8 digits, 5 experiences x 2 classes (offline default)",
             {"train": {"epochs": 5, "batch_size": 16}, "backbone": {"name": "mlp"}},
+            reads=CLASS_IL_READS,
         ),
         "seq-mnist": Scenario(
             class_incremental("seq-mnist", mnist.load_mnist, GREY, 2, 5),
             "MNIST, 5 experiences x 2 classes (DER paper)",
             MNIST_DEFAULTS,
+            reads=CLASS_IL_READS,
         ),
         "seq-fmnist": Scenario(
             class_incremental("seq-fmnist", mnist.load_fmnist, GREY, 2, 5),
             "Fashion-MNIST, 5 experiences x 2 classes",
             MNIST_DEFAULTS,
+            reads=CLASS_IL_READS,
         ),
         "split-mnist-domain": Scenario(
             split_mnist_domain,
             "MNIST, 5 experiences x 2 digits sharing 2 output units (domain-IL split MNIST)",
             MNIST_DEFAULTS,
+            reads=frozenset({"classes_per_experience", "n_experiences", "shuffle_classes"}),
+            setting="domain-il",
         ),
         "perm-mnist": Scenario(
             domain_incremental("perm-mnist", "permute", 20),
             "Permuted MNIST, 20 domain-incremental experiences (DER paper)",
             DOMAIN_DEFAULTS,
+            reads=frozenset({"n_experiences", "pad", "first_unpermuted"}),
+            setting="domain-il",
         ),
         "rot-mnist": Scenario(
             domain_incremental("rot-mnist", "rotate", 20),
             "Rotated MNIST, 20 experiences, angle uniform in [0, 180) (DER paper)",
             DOMAIN_DEFAULTS,
+            reads=frozenset({"n_experiences", "pad"}),
+            setting="domain-il",
         ),
         "mnist-360": Scenario(
             mnist360,
             "MNIST-360: digits 0-8 in rotating pairs, one ordered online pass (DER paper)",
             {"train": {"epochs": 1, "batch_size": 16}, "backbone": {"name": "mlp"}},
+            reads=frozenset(),
+            setting="general",
         ),
         "seq-cifar10": Scenario(
-            class_incremental("seq-cifar10", _load_cifar10, CIFAR10, 2, 5),
+            class_incremental("seq-cifar10", _load_cifar10, CIFAR10, 2, 5, resize=True),
             "CIFAR-10, 5 experiences x 2 classes (DER paper)",
             RESNET_DEFAULTS,
+            reads=CLASS_IL_READS | {"image_size"},
         ),
         "seq-cifar100": Scenario(
-            class_incremental("seq-cifar100", _load_cifar100, CIFAR100, 10, 10),
+            class_incremental("seq-cifar100", _load_cifar100, CIFAR100, 10, 10, resize=True),
             "CIFAR-100, 10 experiences x 10 classes (classes_per_experience=20 for SARL's 5 x 20)",
             RESNET_DEFAULTS,
+            reads=CLASS_IL_READS | {"image_size"},
         ),
         "gcil-cifar100": Scenario(
             gcil_cifar100("unif"),
             "GCIL CIFAR-100: 20 phases x 1000 samples, random classes, uniform weights (CLS-ER)",
             RESNET_DEFAULTS,
+            reads=GCIL_READS,
+            setting="gcil",
         ),
         "gcil-cifar100-longtail": Scenario(
             gcil_cifar100("longtail"),
             "GCIL CIFAR-100 with long-tailed class weights 0.984^class (CLS-ER, SARL)",
             RESNET_DEFAULTS,
+            reads=GCIL_READS,
+            setting="gcil",
         ),
         "seq-imagenet100": Scenario(
             imagenet100,
             "ImageNet-100 (ImageFolder layout), 10 experiences x 10 classes, resized to image_size",
             {"train": {"epochs": 50, "batch_size": 32}, "backbone": {"name": "resnet18"}},
+            reads=CLASS_IL_READS | {"image_size"},
         ),
         "seq-tinyimg": Scenario(
             tinyimg,
             "Tiny-ImageNet, 10 experiences x 20 classes (any subset of classes: 10 experiences)",
             {"train": {"epochs": 100, "batch_size": 32}, "backbone": {"name": "resnet18"}},
+            reads=CLASS_IL_READS | {"image_size"},
         ),
         "nic-fmnist": Scenario(
             nic_scenario("nic-fmnist", _nic_fmnist, GREY, 2, 600),
@@ -301,6 +337,8 @@ def _register_all() -> None:
             "one-class chunks of ~600 in a seeded order (dataset.run; nic_first_classes, "
             "nic_chunk), one shared test set",
             {"train": {"epochs": 4, "batch_size": 32}, "backbone": {"name": "mlp"}},
+            reads=NIC_READS,
+            setting="gcil",
         ),
         "nic-tinyimg": Scenario(
             nic_scenario("nic-tinyimg", _nic_tinyimg, TINYIMG, 5, 125),
@@ -308,6 +346,8 @@ def _register_all() -> None:
             "chunks of ~125 in a seeded order (76 experiences on the 20-class subset, 796 on the "
             "full set; dataset.run, nic_first_classes, nic_chunk), one shared test set",
             {"train": {"epochs": 4, "batch_size": 32}, "backbone": {"name": "resnet18"}},
+            reads=NIC_READS | {"image_size"},
+            setting="gcil",
         ),
     }
     for scenario_key, what in CORE50_SCENARIOS.items():
@@ -316,6 +356,8 @@ def _register_all() -> None:
             f"CORe50 {what}, one shared test set of all 50 classes (every "
             "dataset.test_subsample-th image of sessions 3, 7, 10; dataset.run 0-9)",
             CORE50_DEFAULTS,
+            frozenset({"run", "image_size", "test_subsample"}),
+            "gcil",
         )
     for name, scenario in entries.items():
         SCENARIOS.add(name, scenario)
@@ -330,7 +372,13 @@ def build_stream(cfg: DatasetConfig, seed: int) -> Stream:
     With ``dataset.augment`` off, the stream keeps its normalisation and drops its training
     augmentation.
     """
-    stream = SCENARIOS.get(cfg.name).build(cfg, seed)
+    scenario = SCENARIOS.get(cfg.name)
+    scenario.check_fields(cfg)
+    stream = scenario.build(cfg, seed)
+    if stream.setting != scenario.setting:  # the registration is wrong: a bug, not a user error
+        raise RuntimeError(
+            f"{cfg.name} built a {stream.setting} stream, registered as {scenario.setting}"
+        )
     if cfg.validation > 0 and not stream.has_validation:
         raise ConfigError(
             f"dataset.validation is not supported by {cfg.name}: only the class-incremental "

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from lifelong.data.stream import Experience, Stream
+from lifelong.data.stream import Experience, Setting, Stream
 from lifelong.data.tensors import ImageSet, TrainTest
 from lifelong.errors import ConfigError
 from lifelong.registry import Registry
@@ -44,7 +44,7 @@ class DatasetConfig:
     gcil_samples_per_phase: int | None = None
     """GCIL: training samples drawn per phase (None: 1,000, as CLS-ER)."""
     image_size: int | None = None
-    """Side length images are resized to (ImageNet-100, Tiny-ImageNet, CORe50; None: native)."""
+    """Resize images to this side (CIFAR, ImageNet-100, Tiny-ImageNet, CORe50; None: native)."""
     run: int = 0
     """NIC scenarios: CORe50's official batch order (run 0-9); for the others, the order's seed."""
     test_subsample: int | None = None
@@ -85,6 +85,14 @@ class DatasetConfig:
 Builder = Callable[[DatasetConfig, int], Stream]
 
 
+SHAPING_FIELDS = (
+    "shuffle_classes", "classes_per_experience", "n_experiences", "gcil_samples_per_phase",
+    "image_size", "run", "test_subsample", "nic_first_classes", "nic_chunk", "pad",
+    "first_unpermuted",
+)  # fmt: skip
+"""Dataset fields that only some scenarios read; a scenario refuses the others when set."""
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A registered scenario: how to build it and the paper defaults that go with it."""
@@ -92,6 +100,25 @@ class Scenario:
     build: Builder
     description: str
     defaults: dict[str, Any] = field(default_factory=dict)
+    reads: frozenset[str] = frozenset()
+    """The :data:`SHAPING_FIELDS` the builder reads; setting another one is a ConfigError."""
+    setting: Setting = "class-il"
+    """The built stream's setting, known before the data load (``build_stream`` checks it)."""
+
+    def check_fields(self, cfg: DatasetConfig) -> None:
+        """Refuse a shaping field set away from its default that this scenario would ignore.
+
+        Raises:
+            ConfigError: naming the first such field and the ones the scenario reads.
+        """
+        default = DatasetConfig()
+        for name in SHAPING_FIELDS:
+            if name not in self.reads and getattr(cfg, name) != getattr(default, name):
+                reads = ", ".join(f"dataset.{f}" for f in SHAPING_FIELDS if f in self.reads)
+                raise ConfigError(
+                    f"dataset.{name} has no effect on {cfg.name} "
+                    f"(it reads {reads or 'none of the optional dataset fields'}): remove it"
+                )
 
 
 SCENARIOS: Registry[Scenario] = Registry("dataset")

@@ -48,6 +48,15 @@ class ImageSet:
         mask = torch.isin(self.y, torch.tensor(classes, dtype=torch.int64))
         return self.select(mask)
 
+    def resized(self, size: int) -> ImageSet:
+        """The images resized to ``size`` × ``size`` (antialiased), once; same size: itself."""
+        if self.x.shape[-2:] == (size, size):
+            return self
+        from torchvision.transforms.v2 import functional as tvf
+
+        resized: torch.Tensor = tvf.resize(self.x, [size, size], antialias=True)
+        return ImageSet(resized, self.y)
+
     @staticmethod
     def concat(parts: list[ImageSet]) -> ImageSet:
         """Concatenate several image sets of the same image shape."""
@@ -75,3 +84,9 @@ class TrainTest:
     def num_classes(self) -> int:
         """Number of classes."""
         return len(self.class_names)
+
+    def resized(self, size: int | None) -> TrainTest:
+        """Both splits resized to ``size`` × ``size`` (None: as loaded)."""
+        if size is None:
+            return self
+        return TrainTest(self.train.resized(size), self.test.resized(size), self.class_names)

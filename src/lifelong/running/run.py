@@ -21,6 +21,7 @@ from lifelong.config.schema import check_device_name
 from lifelong.config.training import TrainConfig
 from lifelong.config.yaml_files import load_yaml
 from lifelong.data.catalog import build_stream
+from lifelong.data.scenarios import SCENARIOS
 from lifelong.data.stream import Stream
 from lifelong.errors import ConfigError, NonFiniteLossError, RunDirError
 from lifelong.evaluation.evaluator import Evaluator
@@ -90,6 +91,16 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def check_setting(method: str, setting: str, scenario: str) -> None:
+    """Refuse a method on a scenario setting it does not support (one ConfigError line)."""
+    supported = METHODS.get(method).supported_settings
+    if setting not in supported:
+        raise ConfigError(
+            f"method {method!r} does not support {setting} scenarios such as {scenario!r} "
+            f"(it supports {', '.join(sorted(supported))}): pick another method or dataset"
+        )
+
+
 def build(cfg: RunConfig, stream: Stream | None = None) -> Built:
     """Seed, build the stream (unless given), the backbone, the method and the evaluator.
 
@@ -104,13 +115,10 @@ def build(cfg: RunConfig, stream: Stream | None = None) -> Built:
     entry = METHODS.get(cfg.method_name)
     device = resolve_device(cfg.device)
     generator = seed_everything(cfg.seed)
-    stream = stream if stream is not None else build_stream(cfg.dataset, cfg.seed)
-    if stream.setting not in entry.supported_settings:
-        supported = ", ".join(sorted(entry.supported_settings))
-        raise ConfigError(
-            f"method {cfg.method_name!r} does not support {stream.setting} scenarios such as "
-            f"{stream.name!r} (it supports {supported}): pick another method or dataset"
-        )
+    if stream is None:  # refuse an unsupported setting before the data load
+        check_setting(cfg.method_name, SCENARIOS.get(cfg.dataset.name).setting, cfg.dataset.name)
+        stream = build_stream(cfg.dataset, cfg.seed)
+    check_setting(cfg.method_name, stream.setting, stream.name)
     spec = BACKBONES.get(cfg.backbone_name)
     backbone = spec.build(cfg.backbone, stream.image_shape, stream.num_classes)
     ctx = MethodContext(
