@@ -158,3 +158,15 @@ def test_meaningless_or_bad_flags_exit_2_with_one_line(
     result = cli("bir", *shlex.split(line), "--run-dir", run_dir)
     assert_one_line_error(result, *needles)
     assert not run_dir.exists()
+
+
+def test_help_lists_the_refused_reference_flags_apart(cli) -> None:
+    from lifelong.cli.bir import REFUSED
+
+    result = cli("bir", "--help")
+    assert result.code == 0
+    accepted, _, refused = result.out.partition("reference flags lifelong refuses:")
+    assert refused, "the refused flags have a section of their own"
+    for flag in REFUSED:
+        assert f"--{flag} " in refused and f"--{flag} " not in accepted.split("options:")[1]
+    assert "  --brain-inspired " in accepted and "  --brain-inspired " not in refused

@@ -150,8 +150,6 @@ def add_bir_parser(sub: Any) -> None:
             bir.add_argument(f"--{flag}", action="store_true", help=where)
         else:
             bir.add_argument(f"--{flag}", type=spec.value, help=where)
-    for flag, hint in REFUSED.items():
-        bir.add_argument(f"--{flag}", nargs="?", const=True, help=f"exit 2: {hint}")
     bir.add_argument("--pdf", action="store_true", help="also write report.pdf")
     bir.add_argument("--visdom", action="store_true", help="live curves in a visdom server")
     bir.add_argument("--run-dir", "--run_dir", help="output folder")
@@ -159,6 +157,12 @@ def add_bir_parser(sub: Any) -> None:
     bir.add_argument("--device", help="cpu, cuda or cuda:N")
     for switch in ("no-progress", "no-tensorboard", "explain-config"):
         bir.add_argument(f"--{switch}", action="store_true")
+    refused = bir.add_argument_group(
+        "reference flags lifelong refuses",
+        "Each ends the command with exit 2 and one line naming what to use instead.",
+    )
+    for flag, hint in REFUSED.items():
+        refused.add_argument(f"--{flag}", nargs="?", const=True, metavar="…", help=hint)
 
 
 def _dest(flag: str) -> str:
