@@ -238,3 +238,34 @@ def test_a_lost_wandb_process_is_one_clear_error(wandb_env: Path, tmp_path: Path
         for step in range(100):  # the pipe may take a few writes to report it
             sink.step(step, {"loss": 1.0})
     sink.close()
+
+
+def test_a_resumed_run_continues_its_wandb_run(wandb_env: Path, tmp_path: Path) -> None:
+    from lifelong.reporting.wandb_sink import WandbSink, WandbTarget
+    from lifelong.reporting.wandb_worker import RUN_ID_FILE
+
+    run_dir = tmp_path / "resumed-run"
+    run_dir.mkdir()
+    for session in range(2):  # the first session dies; `--resume` opens the second
+        sink = WandbSink(WandbTarget("p", "offline"))
+        sink.open(run_dir, {"seed": 3}, draws_plots=False)
+        sink.step(session + 1, {"loss": 0.5})
+        sink.close()
+        if session == 0:
+            first_id = (run_dir / RUN_ID_FILE).read_text().strip()
+    logs = sorted((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(logs) == 2  # one offline folder per session; `wandb sync` joins them by id
+    ids = {
+        record.run.run_id
+        for log_file in logs
+        for record in finished_records(log_file)
+        if record.WhichOneof("record_type") == "run"
+    }
+    assert ids == {first_id}
+    # a new run directory gets a W&B run of its own
+    other = tmp_path / "other-run"
+    other.mkdir()
+    sink = WandbSink(WandbTarget("p", "offline"))
+    sink.open(other, {"seed": 3}, draws_plots=False)
+    sink.close()
+    assert (other / RUN_ID_FILE).read_text().strip() != first_id

@@ -16,6 +16,7 @@ input closes the run as failed.
 from __future__ import annotations
 
 import math
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,20 @@ from lifelong.reporting.child_process import first_line, lower_priority, serve
 WANDB_MISSING = '--wandb needs the wandb package: pip install "lifelong[wandb]" (or drop --wandb)'
 
 
+RUN_ID_FILE = "wandb-run-id"
+"""The file in the run directory that keeps the W&B run's id, so a resumed run continues it."""
+
+
 def start_run(wandb: Any, message: tuple[Any, ...]) -> Any:
-    """``wandb.init`` from an ``init`` message, with the step axes defined."""
+    """``wandb.init`` from an ``init`` message, with the step axes defined.
+
+    The W&B run id is kept in the run directory (:data:`RUN_ID_FILE`): ``lifelong run --resume``
+    with ``--wandb`` continues the same W&B run (``resume="allow"``) instead of starting another.
+    Offline, each session writes its own folder under ``wandb/``; ``wandb sync`` joins them by id.
+    """
     _, project, entity, mode, run_dir, config = message
+    id_file = Path(run_dir) / RUN_ID_FILE
+    run_id = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(4)
     try:
         run = wandb.init(
             project=project,
@@ -34,6 +46,8 @@ def start_run(wandb: Any, message: tuple[Any, ...]) -> Any:
             mode=mode,
             dir=str(run_dir),
             name=Path(run_dir).name,
+            id=run_id,
+            resume="allow",
             config=config,
             settings=wandb.Settings(silent=True, console="off"),  # run.log has the lines
         )
@@ -42,6 +56,7 @@ def start_run(wandb: Any, message: tuple[Any, ...]) -> Any:
             f"Weights & Biases could not start a run ({first_line(err)}): run `wandb login`, "
             "or log to files with --wandb-mode offline"
         ) from err
+    id_file.write_text(run_id + "\n")
     for axis, values in (("train/step", "train/*"), ("eval/experience", "eval/*")):
         run.define_metric(axis, hidden=True)
         run.define_metric(values, step_metric=axis)
