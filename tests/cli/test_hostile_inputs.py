@@ -96,6 +96,9 @@ def run(*argv: str) -> tuple[str, ...]:
     return ("run", *tiny, "--run-dir", "{tmp}/new", *argv)
 
 
+SWEEP = "common:\n  method: {name: er}\nexperiments:\n  a: {}\nout: {tmp}/out\n"
+"""A valid one-trial sweep file (the rows that use it break a flag, not the file)."""
+
 ROWS: dict[str, Row] = {
     # 7. alias bombs and oversized files: bounded parsing and bounded quoting
     "bomb-config": Row(run("--config", "{tmp}/bomb.yaml"), "alias", {"bomb.yaml": BOMB}),
@@ -260,6 +263,12 @@ ROWS: dict[str, Row] = {
     "wandb-two-projects": Row(run("--wandb", "a", "--wandb_project", "b"), "two"),
     "wandb-nowand": Row(run("--wandb", "p", "--nowand"), "--nowand"),
     "wandb-bad-entity": Row(run("--wandb", "p", "--wandb_entity", "a:b"), "entity"),
+    "sweep-wandb-mode-alone": Row(
+        ("sweep", "{tmp}/s.yaml", "--wandb-mode", "offline"), "--wandb PROJECT", {"s.yaml": SWEEP}
+    ),
+    "sweep-wandb-slash-project": Row(
+        ("sweep", "{tmp}/s.yaml", "--wandb", "team/p"), "none of /", {"s.yaml": SWEEP}
+    ),
     # 9. out-of-range values
     "huge-buffer": Row(run("--buffer-size", str(10**12)), "buffer"),
     "huge-epochs": Row(

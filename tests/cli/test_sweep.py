@@ -355,7 +355,7 @@ def test_trial_runs_from_its_resolved_config_file_not_from_flag_strings(
     file = write_sweep(tmp_path / "s.yaml", common=common, out=str(tmp_path / "o"))
     (trial,) = load_sweep(file).trials
     assert not hasattr(trial, "arguments") and not hasattr(plan, "_arguments")
-    runner.run_trial(trial, one_thread=False, tensorboard=False)
+    runner.run_trial(trial, one_thread=False, extra=runner.output_flags(False, None))
     (command,) = commands
     assert not any(part.startswith("--set") for part in command)
     config_file = trial.run_dir / runner.TRIAL_CONFIG

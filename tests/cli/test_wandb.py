@@ -269,3 +269,41 @@ def test_a_resumed_run_continues_its_wandb_run(wandb_env: Path, tmp_path: Path) 
     sink.open(other, {"seed": 3}, draws_plots=False)
     sink.close()
     assert (other / RUN_ID_FILE).read_text().strip() != first_id
+
+
+def test_a_sweep_with_wandb_gives_each_trial_its_own_wandb_run(
+    cli, wandb_env: Path, tmp_path: Path
+) -> None:
+    import yaml
+
+    sweep = {
+        "common": {
+            "dataset": {"name": "seq-digits"},
+            "method": {"name": "er", "buffer_size": 20},
+            "train": {"iters": 2, "epochs": 1, "batch_size": 8},
+            "backbone": {"name": "mlp", "hidden": [16]},
+        },
+        "experiments": {"a": {}},
+        "seeds": [0, 1],
+        "out": str(tmp_path / "out"),
+    }
+    file = tmp_path / "s.yaml"
+    file.write_text(yaml.safe_dump(sweep))
+    result = cli("sweep", file, "--no-tensorboard", "--wandb", "sweep-p", "--wandb-mode", "offline")
+    assert result.code == 0, result.err
+    run_dirs = sorted(p.parent for p in (tmp_path / "out").rglob("results.json"))
+    assert len(run_dirs) == 2
+    logged = [read_offline_run(run_dir) for run_dir in run_dirs]
+    assert {entry["run"].project for entry in logged} == {"sweep-p"}
+    assert len({entry["run"].run_id for entry in logged}) == 2  # one W&B run per trial
+    assert {entry["config"]["seed"] for entry in logged} == {0, 1}
+
+
+def test_sweep_output_flags_pass_the_wandb_target_to_every_trial() -> None:
+    from lifelong.reporting.wandb_sink import WandbTarget
+    from lifelong.sweep.runner import output_flags
+
+    assert output_flags(True, None) == ()
+    assert output_flags(False, WandbTarget("p", "offline", "lab")) == (
+        "--no-tensorboard", "--wandb", "p", "--wandb-mode", "offline", "--wandb_entity", "lab",
+    )  # fmt: skip

@@ -68,18 +68,7 @@ def _add_run_parser(sub: Any) -> None:
     run.add_argument(
         "--no-tensorboard", action="store_true", help="do not write TensorBoard events"
     )
-    run.add_argument(
-        "--wandb",
-        metavar="PROJECT",
-        help='also log to this Weights & Biases project (pip install "lifelong[wandb]")',
-    )
-    run.add_argument(
-        "--wandb-mode",
-        "--wandb_mode",
-        choices=WANDB_MODES,
-        help="online (default; `wandb login` first) or offline (files in RUN_DIR/wandb to "
-        "upload later with `wandb sync`)",
-    )
+    add_wandb_flags(run)
     run.add_argument(
         "--explain-config",
         action="store_true",
@@ -179,6 +168,23 @@ def _add_sweep_parser(sub: Any) -> None:
     sweep.add_argument("--dry-run", action="store_true", help="validate and list the trials only")
     sweep.add_argument(
         "--no-tensorboard", action="store_true", help="runs write no TensorBoard events"
+    )
+    add_wandb_flags(sweep)
+
+
+def add_wandb_flags(parser: argparse.ArgumentParser) -> None:
+    """``--wandb PROJECT`` and ``--wandb-mode`` (``lifelong run`` and ``lifelong sweep``)."""
+    parser.add_argument(
+        "--wandb",
+        metavar="PROJECT",
+        help='also log to this Weights & Biases project (pip install "lifelong[wandb]")',
+    )
+    parser.add_argument(
+        "--wandb-mode",
+        "--wandb_mode",
+        choices=WANDB_MODES,
+        help="online (default; `wandb login` first) or offline (files in RUN_DIR/wandb to "
+        "upload later with `wandb sync`)",
     )
 
 

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from lifelong.errors import ConfigError
+from lifelong.reporting.wandb_sink import WandbTarget, require_wandb
 
 log = logging.getLogger("lifelong")
 
@@ -32,6 +33,7 @@ def command_sweep(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be 1 or more, got {args.jobs}")
+    wandb = sweep_wandb_target(args)
     sweep = load_sweep(args.file, args.out)
     check_backend(args.backend)
     if args.dry_run:
@@ -44,7 +46,9 @@ def command_sweep(args: argparse.Namespace) -> int:
     log.info("sweep %s: %d trials in %s", args.file, len(sweep.trials), sweep.out)
     restore_signals = raise_on_termination()
     try:
-        outcomes = run_sweep(sweep, args.jobs, args.backend, tensorboard=not args.no_tensorboard)
+        outcomes = run_sweep(
+            sweep, args.jobs, args.backend, tensorboard=not args.no_tensorboard, wandb=wandb
+        )
     except SweepStoppedError as err:
         sys.stderr.write(
             f"lifelong: sweep stopped ({err}): its running trials were stopped; run the same "
@@ -65,3 +69,18 @@ def command_sweep(args: argparse.Namespace) -> int:
             f"is locked by another process) and were skipped (see {path})\n"
         )
     return 1 if failed or elsewhere else 0
+
+
+def sweep_wandb_target(args: argparse.Namespace) -> WandbTarget | None:
+    """The W&B project every trial logs to (``--wandb``), checked before any trial starts.
+
+    Raises:
+        ConfigError: for ``--wandb-mode`` without ``--wandb``, or ``--wandb`` without wandb.
+    """
+    if args.wandb is None:
+        if args.wandb_mode is not None:
+            raise ConfigError("--wandb-mode needs a project: add --wandb PROJECT")
+        return None
+    target = WandbTarget(args.wandb, args.wandb_mode or "online")
+    require_wandb()
+    return target

@@ -27,6 +27,7 @@ import yaml
 
 from lifelong.checkpoint import atomic_write_text
 from lifelong.errors import ConfigError, RunDirError
+from lifelong.reporting.wandb_sink import WandbTarget
 from lifelong.running.run_dir import INHERITED_LOCK
 from lifelong.sweep.children import TrialProcesses
 from lifelong.sweep.lock import LOCK_FILE, clear_locked_folder, trial_lock
@@ -122,11 +123,19 @@ def _accuracy(results: Raw) -> dict[str, float]:
 
 
 def run_trial(
-    trial: Trial, one_thread: bool, tensorboard: bool, processes: TrialProcesses | None = None
+    trial: Trial, one_thread: bool, extra: tuple[str, ...], processes: TrialProcesses | None = None
 ) -> Attempt:
-    """Run one trial from its resolved config with :func:`run_once`."""
-    extra = () if tensorboard else ("--no-tensorboard",)
+    """Run one trial from its resolved config with :func:`run_once`, ``extra`` flags added."""
     return run_once(extra, trial.run_dir, one_thread, trial.cwd, trial.config, processes)
+
+
+def output_flags(tensorboard: bool, wandb: WandbTarget | None) -> tuple[str, ...]:
+    """The ``lifelong run`` flags that give every trial the sweep's outputs."""
+    flags: tuple[str, ...] = () if tensorboard else ("--no-tensorboard",)
+    if wandb is not None:
+        flags += ("--wandb", wandb.project, "--wandb-mode", wandb.mode)
+        flags += ("--wandb_entity", wandb.entity) if wandb.entity else ()
+    return flags
 
 
 def check_backend(backend: str) -> None:
@@ -142,9 +151,15 @@ def check_backend(backend: str) -> None:
 
 
 def run_sweep(
-    sweep: Sweep, jobs: int = 1, backend: str = "local", tensorboard: bool = True
+    sweep: Sweep,
+    jobs: int = 1,
+    backend: str = "local",
+    tensorboard: bool = True,
+    wandb: WandbTarget | None = None,
 ) -> list[tuple[Trial, Attempt]]:
     """Run every trial, ``jobs`` at a time; log each outcome to ``OUT/sweep.log`` and the logger.
+
+    With ``wandb`` every trial logs its own W&B run (named by its folder) to that project.
 
     With ``backend="ray"`` each trial is a Ray task asking for one CPU (``jobs`` is ignored); the
     output folder and data paths must then be visible from every Ray node. When the iteration
@@ -159,7 +174,8 @@ def run_sweep(
     one_thread = jobs > 1 or backend == "ray"
     outcomes = []
     mapped = _ray_map if backend == "ray" else _local_map
-    trials = closing(mapped(sweep.trials, jobs, one_thread, tensorboard))  # stops them on errors
+    extra = output_flags(tensorboard, wandb)
+    trials = closing(mapped(sweep.trials, jobs, one_thread, extra))  # stops them on errors
     with (sweep.out / "sweep.log").open("a") as record, trials as finished:
         record.write(f"{time.strftime('%F %T')} sweep {sweep.path}: {len(sweep.trials)} trials\n")
         for trial, attempt in finished:
@@ -183,12 +199,12 @@ def _describe(attempt: Attempt) -> str:
 
 
 def _local_map(
-    trials: Sequence[Trial], jobs: int, one_thread: bool, tensorboard: bool
+    trials: Sequence[Trial], jobs: int, one_thread: bool, extra: tuple[str, ...]
 ) -> Generator[tuple[Trial, Attempt], None, None]:
     pool = ThreadPoolExecutor(max_workers=jobs)
     processes = TrialProcesses()
     try:
-        futures = {pool.submit(run_trial, t, one_thread, tensorboard, processes): t for t in trials}
+        futures = {pool.submit(run_trial, t, one_thread, extra, processes): t for t in trials}
         for future in as_completed(futures):
             yield futures[future], future.result()
     finally:  # on Ctrl-C or SIGTERM, stop the running trials and start no further one
@@ -197,7 +213,7 @@ def _local_map(
 
 
 def _ray_map(
-    trials: Sequence[Trial], jobs: int, one_thread: bool, tensorboard: bool
+    trials: Sequence[Trial], jobs: int, one_thread: bool, extra: tuple[str, ...]
 ) -> Generator[tuple[Trial, Attempt], None, None]:
     """Run the trials as Ray tasks of one CPU each, yielding them as they finish.
 
@@ -212,7 +228,7 @@ def _ray_map(
     if started:
         ray.init(include_dashboard=False, logging_level=logging.WARNING)
     task = ray.remote(num_cpus=1)(run_trial)
-    pending = {task.remote(t, one_thread, tensorboard): t for t in trials}
+    pending = {task.remote(t, one_thread, extra): t for t in trials}
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
