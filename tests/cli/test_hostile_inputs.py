@@ -176,6 +176,9 @@ ROWS: dict[str, Row] = {
     "compile-not-bool": Row(run("--compile", "soon"), "compile"),
     "dataset-pad": Row(run("--set", "dataset.pad=100"), "dataset.pad"),
     "n-experiences-uneven": Row(run("--set", "dataset.n_experiences=3"), "evenly"),
+    "lr-milestones-unsorted": Row(run("--set", "train.lr_milestones=[3,2]"), "lr_milestones"),
+    "lr-milestones-text": Row(run("--set", "train.lr_milestones=soon"), "lr_milestones"),
+    "lr-gamma-zero": Row(run("--set", "train.lr_gamma=0"), "lr_gamma"),
     "dataset-field-ignored": Row(
         run("--set", "dataset.image_size=32"), "has no effect on seq-digits"
     ),

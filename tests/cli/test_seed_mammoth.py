@@ -103,6 +103,18 @@ def test_validation_is_dataset_validation(cli, given: list[str], fraction: str) 
     assert fields["dataset.validation"] == (fraction, "override")
 
 
+def test_multistep_lr_flags_are_the_train_schedule(cli) -> None:
+    schedule = ("--lr_scheduler", "multisteplr", "--lr_milestones", "35", "45")
+    fields = explained(cli, *TINY, *schedule, "--sched_multistep_lr_gamma", "0.2")
+    assert fields["train.lr_milestones"] == ("[35, 45]", "override")
+    assert fields["train.lr_gamma"] == ("0.2", "override")
+
+
+def test_another_lr_scheduler_is_refused(cli) -> None:
+    result = cli("run", *TINY, "--lr_scheduler", "cosine", "--explain-config")
+    assert_one_line_error(result, "--lr_scheduler cosine", "multisteplr")
+
+
 def test_set_wins_over_a_mammoth_flag(cli) -> None:
     fields = explained(cli, *TINY, "--validation", "--set", "dataset.validation=0.3")
     assert fields["dataset.validation"][0] == "0.3"

@@ -45,6 +45,8 @@ LATER_FIELDS = {
     "train.probe_modes": ("separate", "joint"),
     "train.probe_per_class": 500,
     "train.probe_val_ratio": 0.1,
+    "train.lr_milestones": (),
+    "train.lr_gamma": 0.1,
 }
 """Fields added after the snapshot (the GPU path, BI-R's permuted MNIST) at their defaults,
 which change no run."""
@@ -92,8 +94,19 @@ def test_resolved_config_equals_the_subclass_config(key, request_, preset) -> No
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
-def test_seeded_run_is_bit_identical_to_the_subclass_run(name: str) -> None:
-    assert seeded_run(name) == BEFORE["runs"][name]
+def test_seeded_run_matches_the_subclass_run(name: str) -> None:
+    """Bit-identical on a CPU with the snapshot's float kernels; to 1e-5 on any other.
+
+    oneDNN picks its kernels by instruction set (AVX2 or AVX-512), which moves the last bits
+    of a sum: measured on a Xeon against the fixture, the losses of all 188-566 steps stay
+    within 5.4e-7 (relative) and every accuracy is identical. A changed algorithm (a lost loss
+    term, another sampler) moves the losses by far more than 1e-5.
+    """
+    now, before = seeded_run(name), BEFORE["runs"][name]
+    assert now["losses"] == pytest.approx(before["losses"], rel=1e-5)
+    assert now["protocols"] == before["protocols"]
+    if now["losses"] == before["losses"]:  # the same float kernels: the bits must match too
+        assert now == before
 
 
 @pytest.mark.parametrize("base", list(VARIANTS))

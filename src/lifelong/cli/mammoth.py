@@ -90,6 +90,20 @@ def _validation(request: MammothRequest, percent: float) -> MammothRequest:
     return dataclasses.replace(request, overrides=overrides)
 
 
+def _override(request: MammothRequest, key: str, value: Any) -> MammothRequest:
+    return dataclasses.replace(request, overrides=(*request.overrides, (key, value)))
+
+
+def _lr_scheduler(request: MammothRequest, name: str) -> MammothRequest:
+    """Accept mammoth's ``multisteplr`` (``train.lr_milestones`` sets its epochs)."""
+    if name.lower() != "multisteplr":
+        raise ConfigError(
+            f"--lr_scheduler {name}: lifelong has the multistep decay only "
+            "(--lr_scheduler multisteplr --lr_milestones 35 45)"
+        )
+    return request
+
+
 MAMMOTH_FLAGS: dict[str, MammothFlag] = {
     "load_best_args": MammothFlag(
         "the paper's settings for dataset/model/buffer size: lifelong's automatic paper preset "
@@ -144,6 +158,21 @@ MAMMOTH_FLAGS: dict[str, MammothFlag] = {
         value=float,
         metavar="PCT",
         bare_value=DEFAULT_VALIDATION_PERCENT,
+        changes_run=True,
+    ),
+    "lr_scheduler": MammothFlag(
+        "multisteplr: the lr decays at train.lr_milestones (--lr_milestones 35 45) by "
+        "train.lr_gamma over each experience's epochs; the only scheduler here",
+        meaning=_lr_scheduler,
+        value=str,
+        metavar="NAME",
+        changes_run=True,
+    ),
+    "sched_multistep_lr_gamma": MammothFlag(
+        "the factor of each milestone (train.lr_gamma; mammoth's default 0.1)",
+        meaning=lambda r, gamma: _override(r, "train.lr_gamma", gamma),
+        value=float,
+        metavar="GAMMA",
         changes_run=True,
     ),
     "savecheck": MammothFlag(

@@ -58,6 +58,11 @@ class TrainConfig:
     """Training images per class kept for each of those probes."""
     probe_val_ratio: float = 0.1
     """Fraction of those images held out to stop the linear probe early (0: no early stop)."""
+    lr_milestones: tuple[int, ...] = ()
+    """Epochs of each experience after which the lr is multiplied by ``lr_gamma`` (mammoth's
+    multisteplr: ``--lr_milestones 35 45``); reset at each experience; empty: a constant lr."""
+    lr_gamma: float = 0.1
+    """The factor of each ``lr_milestones`` step (mammoth's ``--sched_multistep_lr_gamma``)."""
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -79,6 +84,23 @@ class TrainConfig:
             raise ConfigError(f"train.iters must be positive, got {self.iters}")
         self._check_probes()
         self._check_bounds()
+        self._check_lr_schedule()
+
+    def _check_lr_schedule(self) -> None:
+        """Refuse milestones that are not increasing positive epochs, or a factor outside (0, 1]."""
+        milestones = self.lr_milestones
+        if (
+            not isinstance(milestones, tuple)
+            or not all(isinstance(m, int) and not isinstance(m, bool) for m in milestones)
+            or any(m <= 0 or m > MAX_EPOCHS for m in milestones)
+            or list(milestones) != sorted(set(milestones))
+        ):
+            raise ConfigError(
+                "train.lr_milestones must be increasing epochs between 1 and "
+                f"{MAX_EPOCHS}, got {milestones!r}"
+            )
+        if not 0 < self.lr_gamma <= 1:
+            raise ConfigError(f"train.lr_gamma must be in (0, 1], got {self.lr_gamma}")
 
     def _check_probes(self) -> None:
         """Refuse unknown, repeated or empty probe choices before any training."""

@@ -6,8 +6,6 @@ import dataclasses
 import logging
 from collections.abc import Callable
 
-import torch
-
 from lifelong.data import mnist
 from lifelong.data.core50 import core50_scenario
 from lifelong.data.nic import nic_scenario
@@ -16,10 +14,12 @@ from lifelong.data.scenarios import (
     DatasetConfig,
     Scenario,
     class_order,
+    classes_per_experience_for,
     hold_out_validation,
     keep_classes,
     split_as_domains,
     split_by_classes,
+    thin_test_set,
     transformed_experiences,
     with_validation,
 )
@@ -147,34 +147,6 @@ def _nic_tinyimg(cfg: DatasetConfig) -> TrainTest:
     return keep_classes(
         load_tiny_imagenet(cfg.root, cfg.download, cfg.image_size or 64), cfg.classes
     )
-
-
-def thin_test_set(data: TrainTest, every: int | None) -> TrainTest:
-    """Keep every ``every``-th test image (a cheaper evaluation; None or 1 keeps them all)."""
-    if every is None or every == 1:
-        return data
-    kept = data.test.select(torch.arange(0, len(data.test), every))
-    log.info("keeping every %d-th test image: %d of %d", every, len(kept), len(data.test))
-    return dataclasses.replace(data, test=kept)
-
-
-def classes_per_experience_for(n_experiences: int, num_classes: int, per: int | None) -> int:
-    """The classes per experience that split ``num_classes`` into ``n_experiences`` equal ones.
-
-    Raises:
-        ConfigError: if ``dataset.classes_per_experience`` is set too, or the split is uneven.
-    """
-    if per is not None:
-        raise ConfigError(
-            "set dataset.n_experiences or dataset.classes_per_experience, not both: "
-            "each fixes the other on a class-incremental stream"
-        )
-    if num_classes % n_experiences:
-        raise ConfigError(
-            f"dataset.n_experiences={n_experiences} cannot split {num_classes} classes evenly: "
-            "choose a divisor or set dataset.classes_per_experience"
-        )
-    return num_classes // n_experiences
 
 
 def class_incremental(

@@ -302,3 +302,31 @@ def transformed_experiences(
             Experience(t, classes, ImageSet(train_x, data.train.y), ImageSet(test_x, data.test.y))
         )
     return tuple(experiences)
+
+
+def thin_test_set(data: TrainTest, every: int | None) -> TrainTest:
+    """Keep every ``every``-th test image (a cheaper evaluation; None or 1 keeps them all)."""
+    if every is None or every == 1:
+        return data
+    kept = data.test.select(torch.arange(0, len(data.test), every))
+    log.info("keeping every %d-th test image: %d of %d", every, len(kept), len(data.test))
+    return replace(data, test=kept)
+
+
+def classes_per_experience_for(n_experiences: int, num_classes: int, per: int | None) -> int:
+    """The classes per experience that split ``num_classes`` into ``n_experiences`` equal ones.
+
+    Raises:
+        ConfigError: if ``dataset.classes_per_experience`` is set too, or the split is uneven.
+    """
+    if per is not None:
+        raise ConfigError(
+            "set dataset.n_experiences or dataset.classes_per_experience, not both: "
+            "each fixes the other on a class-incremental stream"
+        )
+    if num_classes % n_experiences:
+        raise ConfigError(
+            f"dataset.n_experiences={n_experiences} cannot split {num_classes} classes evenly: "
+            "choose a divisor or set dataset.classes_per_experience"
+        )
+    return num_classes // n_experiences

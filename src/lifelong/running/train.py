@@ -31,6 +31,7 @@ from lifelong.evaluation.probing import probe_after_experience
 from lifelong.methods.base import EpochNeed, Method
 from lifelong.reporting.run_logger import RunLogger
 from lifelong.running.cost import ExperienceCost, peak_device_mib, peak_rss_mib
+from lifelong.running.lr_schedule import learning_rate, set_epoch_learning_rate
 from lifelong.types import Batch
 
 log = logging.getLogger(__name__)
@@ -252,6 +253,8 @@ def train_experience(
         data = ImageSet(data.x.to(device), data.y.to(device))
     images = 0
     for epoch, num_steps in enumerate(epochs):
+        if cfg.lr_milestones:
+            set_epoch_learning_rate(method, epoch, cfg.lr_milestones, cfg.lr_gamma)
         for batch in batches(
             data,
             num_steps,
@@ -286,14 +289,6 @@ def training_precision(
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def learning_rate(method: Method) -> float | None:
-    """The learning rate of the method's (first) optimiser parameter group, for the step log."""
-    optimizer = getattr(method, "optimizer", None)
-    if not isinstance(optimizer, torch.optim.Optimizer) or not optimizer.param_groups:
-        return None
-    return float(optimizer.param_groups[0]["lr"])
 
 
 def after_experience(
