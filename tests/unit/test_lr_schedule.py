@@ -43,7 +43,9 @@ def test_the_initial_rate_survives_a_checkpoint_of_the_optimiser() -> None:
 
 
 def test_a_method_without_an_optimiser_is_left_alone() -> None:
-    set_epoch_learning_rate(cast(Method, SimpleNamespace()), 1, (1,), 0.1)
+    method = SimpleNamespace(optimizer=None)
+    set_epoch_learning_rate(cast(Method, method), 1, (1,), 0.1)
+    assert vars(method) == {"optimizer": None}
 
 
 @pytest.mark.parametrize(

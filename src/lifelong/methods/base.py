@@ -90,10 +90,8 @@ class Method(nn.Module):
             runs ``sparse_mlp`` where the scenario defaults to ``mlp``). The command line applies
             it unless a preset, config file or flag names the backbone.
         memory_field: The config field that ``--buffer-size`` sets (AR1*: ``rm_sz``).
-        nonnegative_loss: Whether the step loss is a sum of non-negative terms (contract tests
-            check it); self-supervised objectives such as SimSiam's −cos are not.
-        uses_backbone: False for methods that build their own network from the input shape
-            (GR, BI-R): their runs' ``backbone`` section is not what they trained.
+        nonnegative_loss: The step loss is a sum of non-negative terms (not so for SSL losses).
+        uses_backbone: False where the method builds its own network (GR, BI-R), not the backbone.
     """
 
     name: ClassVar[str]
@@ -105,9 +103,7 @@ class Method(nn.Module):
     backbone_variants: ClassVar[Mapping[str, str]] = {}
     memory_field: ClassVar[str] = "buffer_size"
     nonnegative_loss: ClassVar[bool] = True
-    """Whether ``observe``'s loss is a sum of non-negative terms (not so for SSL objectives)."""
     uses_backbone: ClassVar[bool] = True
-    """Whether the method trains the configured backbone (GR and BI-R build their own)."""
 
     def __init__(self, cfg: MethodConfig, ctx: MethodContext) -> None:
         super().__init__()
