@@ -179,6 +179,11 @@ ROWS: dict[str, Row] = {
     "lr-milestones-unsorted": Row(run("--set", "train.lr_milestones=[3,2]"), "lr_milestones"),
     "lr-milestones-text": Row(run("--set", "train.lr_milestones=soon"), "lr_milestones"),
     "lr-gamma-zero": Row(run("--set", "train.lr_gamma=0"), "lr_gamma"),
+    "lr-milestones-with-sarl-steps": Row(
+        run("--method", "sarl", "--lr_milestones", "3", "4"), "method.lr_steps"
+    ),
+    "lr-scheduler-cosine": Row(run("--lr_scheduler", "cosine"), "multisteplr"),
+    "lr-milestones-one-value": Row(run("--lr_milestones", "35"), "one value: [35]"),
     "dataset-field-ignored": Row(
         run("--set", "dataset.image_size=32"), "has no effect on seq-digits"
     ),

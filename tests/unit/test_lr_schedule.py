@@ -62,3 +62,20 @@ def test_a_method_without_an_optimiser_is_left_alone() -> None:
 def test_bad_schedules_are_refused(fields: dict[str, Any]) -> None:
     with pytest.raises(ConfigError, match=r"train\.lr_"):
         TrainConfig(**fields)
+
+
+def test_a_method_with_its_own_schedule_refuses_the_loops() -> None:
+    from lifelong.config import layered_config
+
+    def resolve(method: str, *overrides: tuple[str, object]) -> object:
+        request = {"method": method, "dataset": "seq-digits"}
+        return layered_config(request, preset="none", overrides=list(overrides)).config
+
+    milestones = ("train.lr_milestones", [2])
+    with pytest.raises(ConfigError, match=r"method\.lr_steps=\[70, 90\] both decay sarl's"):
+        resolve("sarl", milestones)
+    with pytest.raises(ConfigError, match="GDumb's SGDR"):
+        resolve("gdumb", milestones)
+    # SARL without its own decay, and a method without one, take the loop's schedule
+    assert resolve("sarl", milestones, ("method.lr_steps", [])).train.lr_milestones == (2,)
+    assert resolve("er", milestones).train.lr_milestones == (2,)

@@ -224,7 +224,7 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
         )
     if origin is tuple:
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where} must be a list, got {quoted(value)}")
+            raise ConfigError(f"{where} must be a list, got {quoted(value)} (one value: [{value}])")
         item_type = typing.get_args(annotation)[0]
         return tuple(coerce(v, item_type, where) for v in value)
     if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
@@ -282,6 +282,12 @@ def resolve(raw: Raw, preset: str | None = None) -> RunConfig:
     values["method"] = {**entry.defaults, **entry.fixed, **values["method"]}
     typed = {s: build_section(classes[s], values[s], s) for s in SECTIONS}
     entry.check(typed["method"])
+    own_schedule = typed["method"].own_lr_schedule()
+    if typed["train"].lr_milestones and own_schedule:
+        raise ConfigError(
+            f"train.lr_milestones and {own_schedule} both decay {names['method']}'s learning "
+            "rate: set one of them"
+        )
     top = {
         k: coerce(raw.get(k, default), t, k)
         for k, t, default in (("seed", int, 0), ("device", str, "cpu"))

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -15,21 +15,11 @@ from lifelong.backbones import Backbone
 from lifelong.data.stream import Experience, Setting
 from lifelong.data.transforms import ImageTransform
 from lifelong.errors import ConfigError
+from lifelong.methods.epoch_need import EpochNeed
 from lifelong.registry import Registry
 from lifelong.types import Batch, StepOutput
 
 DataScope = Literal["current", "cumulative", "iid"]
-
-
-class EpochNeed(NamedTuple):
-    """An epoch-counted schedule's demand on the length of an experience."""
-
-    epochs: int
-    """Epochs (passes over the data) the experience needs."""
-    setting: str
-    """The setting that counts them, as ``method.field=value``."""
-    effect: str
-    """What happens only from the last of those epochs on."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +38,10 @@ class MethodConfig:
             raise ConfigError(f"method.lr must be positive, got {self.lr}")
         if self.momentum < 0 or self.weight_decay < 0:
             raise ConfigError("method.momentum and method.weight_decay must be >= 0")
+
+    def own_lr_schedule(self) -> str | None:
+        """The setting by which the method decays its own learning rate (None: it does not)."""
+        return None
 
     def epochs_needed(self, experience: int) -> EpochNeed | None:
         """The fewest epochs experience ``experience`` (0-based) needs for a schedule to act.

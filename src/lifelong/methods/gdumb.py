@@ -47,6 +47,10 @@ class GDumbConfig(RehearsalConfig):
     cutmix_beta: float = 1.0
     """CutMix's Beta(beta, beta) parameter of the pasted area (GDumb's ``--cutmix_alpha``)."""
 
+    def own_lr_schedule(self) -> str | None:
+        """GDumb anneals its rate from ``lr`` to ``min_lr`` with warm restarts (SGDR)."""
+        return "method.min_lr (GDumb's SGDR)"
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 0 < self.min_lr <= self.lr:

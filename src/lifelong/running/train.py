@@ -28,7 +28,8 @@ from lifelong.evaluation.confusion import per_class_accuracy
 from lifelong.evaluation.evaluator import Evaluation, Evaluator
 from lifelong.evaluation.probes import ProbeConfig
 from lifelong.evaluation.probing import probe_after_experience
-from lifelong.methods.base import EpochNeed, Method
+from lifelong.methods.base import Method
+from lifelong.methods.epoch_need import EpochNeed
 from lifelong.reporting.run_logger import RunLogger
 from lifelong.running.cost import ExperienceCost, peak_device_mib, peak_rss_mib
 from lifelong.running.lr_schedule import learning_rate, set_epoch_learning_rate

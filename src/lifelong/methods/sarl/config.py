@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from lifelong.errors import ConfigError
-from lifelong.methods.base import EpochNeed
 from lifelong.methods.der import DERConfig
+from lifelong.methods.epoch_need import EpochNeed
 
 Similarity = Literal["cosine", "learned"]
 
@@ -101,6 +101,10 @@ class SARLConfig(DERConfig):
                 "method.similarity=learned does not apply to sarl_online (its anchors come from "
                 "the end-of-epoch pass): use sarl_enhanced"
             )
+
+    def own_lr_schedule(self) -> str | None:
+        """``method.lr_steps`` when it decays the rate (the paper's 70 and 90)."""
+        return f"method.lr_steps={list(self.lr_steps)}" if self.lr_steps else None
 
     def epochs_needed(self, experience: int) -> EpochNeed | None:
         """``warmup_epochs + 2`` epochs in every experience after the first (none online).
