@@ -23,6 +23,8 @@ Mappings and the documented differences between the two implementations are in `
 Usage:
     python benchmarks/avalanche_side_by_side.py --datasets seq-mnist --seeds 0 1 2
     python benchmarks/avalanche_side_by_side.py --datasets perm-mnist --rows agem-200 --jobs 2
+    python benchmarks/avalanche_side_by_side.py --datasets perm-mnist \
+        --rows ewc_online+our_importance --seeds 0
 """
 
 from __future__ import annotations
@@ -94,6 +96,15 @@ for _d in ("perm-mnist", "rot-mnist"):
 
 MER_EXAMPLES = 100
 """Training examples per experience of the ``mer_example-*`` rows (both sides)."""
+OUR_IMPORTANCE = "+our_importance"
+"""Suffix of an EWC row (``ewc+our_importance``, ``ewc_online+our_importance``): Avalanche with
+lifelong's importance estimator patched into ``EWCPlugin.compute_importances`` and everything
+else its own; our side is the plain row's run. It isolates the importance estimator."""
+
+
+def base_row(row: str) -> str:
+    """The row without the :data:`OUR_IMPORTANCE` suffix."""
+    return row.removesuffix(OUR_IMPORTANCE)
 
 
 def preset_and_override(row: str) -> tuple[str, dict[str, Any]]:
@@ -106,6 +117,7 @@ def preset_and_override(row: str) -> tuple[str, dict[str, Any]]:
     incoming example (about 2.6 h per seed on this CPU); so both sides train on
     ``MER_EXAMPLES`` random examples of each experience (``train.iters``, batch 1).
     """
+    row = base_row(row)
     if row == "ewc":
         return "ewc_online", {}
     if row.startswith("mer_example-"):
@@ -123,7 +135,7 @@ def raw_config(dataset: str, row: str, seed: int, data_root: str) -> dict[str, A
     preset, override = preset_and_override(row)
     raw = merge(SCENARIOS.get(dataset).defaults, load_preset(f"{dataset}/{preset}"))
     raw = merge(raw, override)
-    if row == "ewc":  # renaming the section in a merge would drop the preset's fields
+    if base_row(row) == "ewc":  # renaming the section in a merge would drop the preset's fields
         kept = {k: v for k, v in raw["method"].items() if k != "gamma"}
         raw = {**raw, "method": {**kept, "name": "ewc"}}
     return merge(raw, {"dataset": {"root": data_root}, "seed": seed, "train": {"progress": False}})
@@ -272,6 +284,8 @@ def run_avalanche(dataset: str, row: str, seed: int, data_root: str, out: Path) 
     # What Avalanche's class-incremental plugins (iCaRL) read from an NCScenario.
     benchmark.n_classes_per_exp = [len(e.classes) for e in stream]
     benchmark.classes_order = [c for e in stream for c in e.classes]
+    if row.endswith(OUR_IMPORTANCE):
+        _use_our_importance(cfg.method.weight_by_probability)
     strategy = _strategy(cfg.method_name, cfg, net, len(stream), stream.image_shape)
     started = time.perf_counter()
     for experience in benchmark.train_stream:
@@ -291,6 +305,33 @@ def run_avalanche(dataset: str, row: str, seed: int, data_root: str, out: Path) 
     if cfg.method_name == "gss":
         result["buffer_experiences"] = _gss_buffer_experiences(strategy, stream, normalize)
     out.write_text(json.dumps(result | {"seconds": seconds, "avalanche": AVALANCHE}) + "\n")
+
+
+def _use_our_importance(weight_by_probability: bool) -> None:
+    """Replace Avalanche's EWC importance with lifelong's estimator (:data:`OUR_IMPORTANCE`).
+
+    Ours: the mean over the experience's examples of each example's squared gradient of log
+    p(y|x), weighted by p(y|x) when the preset says so; Avalanche's: the mean over minibatches of
+    the squared gradient of the minibatch's mean loss.
+    """
+    from avalanche.training.plugins import ewc
+    from avalanche.training.utils import zerolike_params_dict
+    from torch.utils.data import DataLoader
+
+    from lifelong.nn.fisher import empirical_fisher_diagonal
+
+    def compute_importances(
+        self: Any, model: Any, criterion: Any, optimizer: Any, dataset: Any, device: Any, *_: Any
+    ) -> Any:
+        chunks = ((b[0].to(device), b[1].to(device)) for b in DataLoader(dataset, batch_size=64))
+        parameters = list(model.named_parameters())
+        fisher = empirical_fisher_diagonal(model, parameters, chunks, weight_by_probability)
+        importances = zerolike_params_dict(model)
+        for importance, value in zip(importances.values(), fisher, strict=True):
+            importance.data.copy_(value)
+        return importances
+
+    ewc.EWCPlugin.compute_importances = compute_importances
 
 
 def _gss_buffer_experiences(strategy: Any, stream: Any, normalize: _Normalize) -> list[int]:
@@ -343,6 +384,7 @@ def ours(dataset: str, row: str, seed: int, data_root: str, out: Path) -> float:
     sys.path.insert(0, str(REPO / "benchmarks"))
     from der_table import run_config
 
+    row = base_row(row)  # our side of an OUR_IMPORTANCE row is the plain row's run
     preset, _ = preset_and_override(row)
     raw = raw_config(dataset, row, seed, data_root)
     run_dir = out / dataset / row / f"seed{seed}"
@@ -419,12 +461,15 @@ def main() -> None:
         dataset, row, seed, data_root, out = args.worker
         run_avalanche(dataset, row, int(seed), data_root, Path(out))
         return
+    for row in args.rows or []:
+        if row.endswith(OUR_IMPORTANCE) and base_row(row) not in ("ewc", "ewc_online"):
+            parser.error(f"{OUR_IMPORTANCE} applies to the ewc and ewc_online rows, not {row}")
     python = ensure_venv()
     jobs = [
         (d, r, s)
         for d in args.datasets
         for r in (args.rows or DEFAULT_ROWS[d])
-        if r in DEFAULT_ROWS[d]
+        if base_row(r) in DEFAULT_ROWS[d]
         for s in args.seeds
     ]
     results: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
