@@ -7,7 +7,8 @@ stream; mean ± sample std over seeds), the average accuracy over the stream (me
 probe accuracy on experiences 0..t after experience t), forgetting, the difference to finetuning
 (strategy ``none``) in units of the larger of the two seed-to-seed stds, and the training time
 per step (training seconds of the run over its steps; probing excluded). A sweep's
-``random_encoder`` experiment (``train_encoder: false``) is printed first as the reference point.
+``random_encoder`` experiment (``train_encoder: false``) is printed first as the reference point,
+and a ``<model>_iid`` experiment (``iid: true``) as the model's last row, its ceiling.
 
     python benchmarks/cssl_table.py benchmarks/out/cssl-fmnist [--markdown FILE]
 """
@@ -21,6 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STRATEGIES = ("none", "er", "lump", "minred", "cassle", "aep", "arp", "apre")
+IID_SUFFIX = "_iid"
+"""A sweep's ``<model>_iid`` experiment: strategy none on the IID stream (``iid: true``)."""
+CEILING = "IID ceiling (none, iid)"
+"""The row label of that experiment, the table's upper bound."""
 
 
 @dataclass(frozen=True)
@@ -97,14 +102,18 @@ def main() -> None:
             f"{final:.2f} ± {std:.2f} ({len(random_encoder.final)} seeds).",
             "",
         ]
-    for model_dir in sorted(p for p in args.out.iterdir() if p.is_dir()):
+    folders = [p.name for p in args.out.iterdir() if p.is_dir() and p.name != "random_encoder"]
+    for model in sorted({name.removesuffix(IID_SUFFIX) for name in folders}):
         cells = {}
         for strategy in STRATEGIES:
-            cell = read_cell(model_dir / f"method.strategy={strategy}")
+            cell = read_cell(args.out / model / f"method.strategy={strategy}")
             if cell is not None:
                 cells[strategy] = cell
+        ceiling = read_cell(args.out / f"{model}{IID_SUFFIX}")
+        if ceiling is not None:
+            cells[CEILING] = ceiling
         if cells:
-            lines += format_model(model_dir.name, cells)
+            lines += format_model(model, cells)
     text = "\n".join(lines)
     print(text)
     if args.markdown:
